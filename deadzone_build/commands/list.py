@@ -1,0 +1,51 @@
+"""`deadzone-build list`: the registry's slots with their content keys."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .. import settings
+from ..keys import slot_key
+from ..registry import load_registry, select_slots
+
+NAME = "list"
+HELP = "List the registry's slots (one per library version) with their content keys."
+EXAMPLE = "deadzone-build list --lib /spf13/cobra --json"
+
+
+def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
+    """--registry/--lib/--version, shared by every command that selects slots."""
+    parser.add_argument("--registry", metavar="PATH",
+                        help="registry file (default: $DEADZONE_REGISTRY, else ./libraries_sources.yaml)")
+    parser.add_argument("--lib", metavar="LIB_ID", help="only this library, e.g. /spf13/cobra")
+    parser.add_argument("--version", dest="lib_version", metavar="V",
+                        help="only this version of --lib (e.g. 1.10)")
+
+
+def selected_slots(args: argparse.Namespace):
+    slots = load_registry(settings.registry_path(args.registry))
+    return select_slots(slots, args.lib, args.lib_version)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_registry_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON array")
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = [
+        {"lib_id": s.lib_id, "version": s.version, "slug": s.slug, "kind": s.kind, "ref": s.ref,
+         "urls": len(s.urls), "key": slot_key(s)}
+        for s in selected_slots(args)
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in ("lib_id", "version", "kind", "urls")}
+    header = "  ".join(c.upper().ljust(widths[c]) for c in widths) + "  KEY"
+    print(header)
+    for r in rows:
+        print("  ".join(str(r[c]).ljust(widths[c]) for c in widths) + "  " + r["key"])
+    print(f"{len(rows)} slot{'s' if len(rows) != 1 else ''}")
+    return 0

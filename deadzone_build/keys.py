@@ -1,0 +1,66 @@
+"""Content keys: one string per slot that changes when, and only when, its artifact would.
+
+    key = "deadzone-<slug>-" + blake3(canonical JSON of key_inputs(slot, pin))
+
+The key is usable verbatim as an `actions/cache` key. `key_inputs` is stored in every
+artifact's meta so `explain` can say which input changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import blake3
+
+from .pin import canonical_json, pin_dict
+from .registry import Slot
+
+# Bump whenever fetch/clean/chunk/artifact output changes for the same inputs.
+# tests/test_pipeline_golden.py fails when the output changes and this did not.
+PIPELINE_VERSION = "1"
+
+
+def key_inputs(slot: Slot, pin: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything that determines a slot's artifact bytes, as a JSON-able mapping."""
+    return {
+        "slot": {
+            "lib_id": slot.lib_id,
+            "version": slot.version,
+            "kind": slot.kind,
+            "ref": slot.ref,
+            "urls": list(slot.urls),
+            "description": slot.description,
+        },
+        "embedder": pin if pin is not None else pin_dict(),
+        "pipeline_version": PIPELINE_VERSION,
+    }
+
+
+def key_from_inputs(slug: str, inputs: dict[str, Any]) -> str:
+    digest = blake3.blake3(canonical_json(inputs).encode()).hexdigest()
+    return f"deadzone-{slug}-{digest}"
+
+
+def slot_key(slot: Slot, pin: dict[str, Any] | None = None) -> str:
+    """The content key of `slot` under `pin` (default: the current embedder pin)."""
+    return key_from_inputs(slot.slug, key_inputs(slot, pin))
+
+
+def changed_inputs(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Dotted names of the inputs that differ between two `key_inputs` mappings."""
+    changes: list[str] = []
+    for name in sorted(set(old) | set(new)):
+        a, b = old.get(name), new.get(name)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes.extend(f"{name}.{sub}" for sub in changed_inputs(a, b))
+        else:
+            changes.append(name)
+    return changes
+
+
+def registry_digest(slots: list[Slot], pin: dict[str, Any] | None = None) -> str:
+    """blake3 over every slot key in registry order: names the exact registry a db was built from."""
+    keys = [slot_key(s, pin) for s in slots]
+    return blake3.blake3(canonical_json(keys).encode()).hexdigest()
