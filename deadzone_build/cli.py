@@ -17,6 +17,8 @@ from .errors import DeadzoneError
 
 COMMAND_MODULES = (
     "list",
+    "scrape",
+    "explain",
 )
 
 

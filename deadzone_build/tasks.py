@@ -1,7 +1,9 @@
 """doit task generators. `dodo.py` only re-exports these; the work is in the library.
 
-Task state lives in the artifacts themselves (see `artifact_is_current`), not in doit's dep
-file: a fresh CI runner with an `actions/cache`-restored artifact and no `.doit.db` skips it.
+Task state lives in the build products themselves (`ArtifactIsCurrent`, `ModelIsCurrent`,
+`DbIsCurrent`), not in doit's dep file: a fresh CI runner with an `actions/cache`-restored artifact
+and no `.doit.db` skips it, and a killed run forgets nothing it finished. Heavy modules (onnxruntime,
+httpx) are imported inside actions so a no-op `doit` stays fast.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import settings
+from .artifact import ArtifactIsCurrent
 from .errors import DeadzoneError
 from .keys import slot_key
-from .registry import Slot, load_registry
+from .registry import Slot, load_registry, select_slots
 
 DOIT_CONFIG: dict[str, Any] = {
     "backend": "sqlite3",  # dbm differs between Python builds and breaks with two processes
     "dep_file": ".doit.db",
-    "default_tasks": ["scrape"],
+    "default_tasks": ["consolidate"],
     "verbosity": 2,
 }
 
@@ -29,23 +32,87 @@ class BuildContext:
     registry: Path
     artifacts: Path
     cache: Path
-    slots: list[Slot]
+    db: Path
+    all_slots: list[Slot]  # the whole registry (its digest goes into the db)
+    slots: list[Slot]  # the slots this run builds (all, or those of lib=)
+    lib: str | None
 
 
-def build_context(registry_var: str | None) -> BuildContext:
+def build_context(registry_var: str | None, lib_var: str | None = None) -> BuildContext:
     """Read the registry once per doit run; on a bad registry, print the error and exit 1."""
     registry = settings.registry_path(registry_var)
     try:
-        slots = load_registry(registry)
+        all_slots = load_registry(registry)
+        slots = select_slots(all_slots, lib_var or None)
     except DeadzoneError as exc:
         print(f"doit: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
-    return BuildContext(registry=registry, artifacts=settings.artifacts_dir(),
-                        cache=settings.cache_dir(), slots=slots)
+    return BuildContext(registry=registry, artifacts=settings.artifacts_dir(), cache=settings.cache_dir(),
+                        db=settings.db_path(), all_slots=all_slots, slots=slots, lib=lib_var or None)
 
 
-def _not_built_yet(slot: Slot) -> None:
-    raise DeadzoneError(f"scraping is not built yet ({slot.label}).")
+def _report_failure(exc: DeadzoneError) -> bool:
+    print(f"error: {exc}", file=sys.stderr)
+    return False  # doit marks the task failed without a traceback
+
+
+# ── embedder ─────────────────────────────────────────────────────────────────
+
+
+class ModelIsCurrent:
+    """doit uptodate: the cached ONNX model exists and its digest verifies."""
+
+    def __init__(self, cache: Path) -> None:
+        self.cache = cache
+
+    def __call__(self, task: Any = None, values: Any = None) -> bool:
+        from .embedder import model_is_current
+
+        return model_is_current(self.cache)
+
+    def __repr__(self) -> str:
+        return f"ModelIsCurrent({str(self.cache)!r}): the pinned ONNX model under cache/embedder/<pin>/ verifies"
+
+
+def _build_model(cache: Path) -> bool:
+    from .embedder import ensure_model
+
+    try:
+        path = ensure_model(cache, progress=lambda msg: print(f"embedder: {msg}", file=sys.stderr))
+    except DeadzoneError as exc:
+        return _report_failure(exc)
+    print(f"embedder: ready at {path}")
+    return True
+
+
+def embedder_task(ctx: BuildContext) -> dict[str, Any]:
+    return {
+        "basename": "embedder",
+        "doc": "build the pinned ONNX model into cache/embedder/<pin>/ (runs only when something must be embedded)",
+        "actions": [(_build_model, (ctx.cache,))],
+        "uptodate": [ModelIsCurrent(ctx.cache)],
+        "verbosity": 2,
+    }
+
+
+# ── scrape ───────────────────────────────────────────────────────────────────
+
+
+def _scrape(slot: Slot, artifacts: Path, cache: Path) -> bool:
+    from .progress import SlotProgress
+    from .scrape import scrape_slot
+
+    progress = SlotProgress(slot.label)
+    try:
+        outcome = scrape_slot(slot, artifacts_dir=artifacts, cache_dir=cache, progress=progress)
+    except DeadzoneError as exc:
+        return _report_failure(exc)
+    finally:
+        progress.close()
+    print(outcome.line())
+    for report in outcome.dropped:
+        print(f"  dropped {report['url']}: {report.get('reason')}")
+    return True
 
 
 def scrape_tasks(ctx: BuildContext) -> Iterator[dict[str, Any]]:
@@ -56,8 +123,89 @@ def scrape_tasks(ctx: BuildContext) -> Iterator[dict[str, Any]]:
             "basename": "scrape",
             "name": slot.slug,
             "doc": f"fetch, chunk and embed {slot.label} into {ctx.artifacts / slot.slug}",
-            "actions": [(_not_built_yet, (slot,))],
-            "targets": [],
+            "actions": [(_scrape, (slot, ctx.artifacts, ctx.cache))],
+            "uptodate": [ArtifactIsCurrent(ctx.artifacts / slot.slug, slot_key(slot))],
+            "setup": ["embedder"],
             "verbosity": 2,
-            "meta": {"key": slot_key(slot)},
         }
+
+
+# ── consolidate ──────────────────────────────────────────────────────────────
+
+
+class DbIsCurrent:
+    """doit uptodate: deadzone.db's manifest records exactly the current slot keys and pin."""
+
+    def __init__(self, db: Path, slots: list[Slot]) -> None:
+        self.db = db
+        self.slots = slots
+
+    def __call__(self, task: Any = None, values: Any = None) -> bool:
+        from .consolidate import db_is_current
+
+        return db_is_current(self.db, self.slots)
+
+    def __repr__(self) -> str:
+        return f"DbIsCurrent({str(self.db)!r}): up to date when its manifest holds the current {len(self.slots)} slot keys"
+
+
+def _consolidate(ctx: BuildContext, max_missing: str) -> bool:
+    from .consolidate import consolidate
+    from .keys import registry_digest
+
+    try:
+        result = consolidate(slots=ctx.slots, artifacts_dir=ctx.artifacts, db_path=ctx.db,
+                             registry_digest=registry_digest(ctx.all_slots), lib_filter=ctx.lib or "",
+                             max_missing=int(max_missing), log=print)
+    except DeadzoneError as exc:
+        return _report_failure(exc)
+    print(result.line() if hasattr(result, "line") else f"consolidate: wrote {ctx.db}")
+    return True
+
+
+def consolidate_task(ctx: BuildContext, max_missing: str) -> dict[str, Any]:
+    return {
+        "basename": "consolidate",
+        "doc": "merge every current artifact into deadzone.db (+ .sha256, manifest.json)",
+        "actions": [(_consolidate, (ctx, max_missing))],
+        "task_dep": ["scrape"],
+        "uptodate": [DbIsCurrent(ctx.db, ctx.slots)],
+        "targets": [str(ctx.db)],
+        "verbosity": 2,
+    }
+
+
+# ── release ──────────────────────────────────────────────────────────────────
+
+
+def _release(ctx: BuildContext, tag: str, draft: bool, dry_run: bool, allow_missing: bool) -> bool:
+    from .release import release_db
+
+    if not tag:
+        return _report_failure(DeadzoneError("release needs a tag: run `doit release --tag v2026.11.25`."))
+    try:
+        outcome = release_db(tag=tag, repo=None, db=ctx.db, registry=ctx.registry, draft=draft,
+                             dry_run=dry_run, allow_missing=allow_missing, log=print)
+    except DeadzoneError as exc:
+        return _report_failure(exc)
+    print(outcome.line() if hasattr(outcome, "line") else f"release {tag}: done")
+    return True
+
+
+def release_task(ctx: BuildContext) -> dict[str, Any]:
+    return {
+        "basename": "release",
+        "doc": "publish deadzone.db to the GitHub Release TAG (doit release --tag TAG [--draft] [--dry-run])",
+        "actions": [(_release, (ctx,))],
+        "params": [
+            {"name": "tag", "long": "tag", "default": "", "help": "release tag, e.g. v2026.11.25"},
+            {"name": "draft", "long": "draft", "type": bool, "default": False, "help": "create the release as a draft"},
+            {"name": "dry_run", "long": "dry-run", "type": bool, "default": False,
+             "help": "run every gate, upload nothing"},
+            {"name": "allow_missing", "long": "allow-missing", "type": bool, "default": False,
+             "help": "publish even if some slots are missing"},
+        ],
+        "task_dep": ["consolidate"],
+        "uptodate": [False],
+        "verbosity": 2,
+    }

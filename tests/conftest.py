@@ -28,3 +28,4 @@ def _no_ambient_config(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # Area fixtures (one import line per area):
+from fx_artifacts import *  # noqa

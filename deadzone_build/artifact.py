@@ -1,0 +1,388 @@
+"""The per-slot artifact: `artifacts/<slug>/`, written atomically and verified before it is trusted.
+
+    <slug>/chunks.jsonl   one canonical-JSON line per chunk: url, heading_path, ordinal, text, tokens
+    <slug>/vectors.f32    n x 384 little-endian float32, row i <-> line i
+    <slug>/library.f32    384 little-endian float32: the library vector (lib_id words + description)
+    <slug>/meta.json      written last: key, key inputs, slot, pin id, counts, per-URL report and the
+                          blake3 of every other file
+
+A directory is an artifact only when its meta parses, names the expected key and every digest and
+row count checks out; anything else is rebuilt. Writes go to `.tmp-<slug>-<pid>-<token>` beside the
+target and are swapped in by renames (old one set aside as `.old-<slug>-<pid>-<token>` first), so a
+crash at any moment leaves the old artifact or the new one; `recover` finishes or undoes a swap
+interrupted by a crash. One writer per slug at a time (doit runs a task once); different slugs may be
+written concurrently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import blake3
+import numpy as np
+
+from .errors import ArtifactError
+from .keys import PIPELINE_VERSION, key_from_inputs
+from .pin import canonical_json
+from .registry import Slot
+
+FORMAT = 1
+DIMENSION = 384
+CHUNKS_FILE = "chunks.jsonl"
+VECTORS_FILE = "vectors.f32"
+LIBRARY_FILE = "library.f32"
+META_FILE = "meta.json"
+DATA_FILES = (CHUNKS_FILE, VECTORS_FILE, LIBRARY_FILE)
+CHUNK_FIELDS = ("url", "heading_path", "ordinal", "text", "tokens")
+META_FIELDS = ("format", "key", "key_inputs", "slot", "pin_id", "pipeline_version", "counts", "urls", "files",
+               "meta_digest")
+_F32 = np.dtype("<f4")
+
+# `.tmp-<slug>-<pid>-<token>`: the fixed-shape tail lets a slug containing `-` be parsed back exactly.
+_SCRATCH = re.compile(r"\.(?P<kind>tmp|old)-(?P<slug>.+)-(?P<pid>[0-9]+)-(?P<token>[0-9a-f]{12})")
+_in_flight: set[str] = set()  # scratch dir names this process is writing right now
+_in_flight_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: Path
+    meta: dict[str, Any]
+    chunks: list[dict[str, Any]]
+    vectors: np.ndarray  # [n, 384] float32
+    library_vector: np.ndarray  # [384] float32
+
+    @property
+    def key(self) -> str:
+        return self.meta["key"]
+
+
+# ── serialisation ────────────────────────────────────────────────────────────
+
+
+def meta_text(meta: dict[str, Any]) -> str:
+    """The exact text of meta.json for `meta` (stored verbatim in deadzone.db)."""
+    return json.dumps(meta, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
+
+
+def meta_digest(meta: dict[str, Any]) -> str:
+    """blake3 of the meta without its own digest: a flipped byte in meta.json is caught too."""
+    return _digest(canonical_json({k: v for k, v in meta.items() if k != "meta_digest"}).encode())
+
+
+def chunks_bytes(chunks: list[dict[str, Any]]) -> bytes:
+    """chunks.jsonl for `chunks`: only CHUNK_FIELDS, canonical JSON, one line each."""
+    return "".join(canonical_json({f: c[f] for f in CHUNK_FIELDS}) + "\n" for c in chunks).encode()
+
+
+def vectors_bytes(vectors: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vectors, dtype=_F32).tobytes()
+
+
+def slot_record(slot: Slot) -> dict[str, Any]:
+    return {"lib_id": slot.lib_id, "version": slot.version, "slug": slot.slug, "kind": slot.kind,
+            "ref": slot.ref, "description": slot.description, "urls": list(slot.urls)}
+
+
+def _digest(data: bytes) -> str:
+    return blake3.blake3(data).hexdigest()
+
+
+# ── writing ──────────────────────────────────────────────────────────────────
+
+
+def write_artifact(artifacts_dir: Path, slot: Slot, *, key: str, key_inputs: dict[str, Any], pin_id: str,
+                   chunks: list[dict[str, Any]], vectors: np.ndarray, library_vector: np.ndarray,
+                   url_reports: list[dict[str, Any]], counts: dict[str, Any]) -> Path:
+    """Write `artifacts_dir/<slug>/` atomically and return its path; the old artifact survives any crash."""
+    chunks, vectors, library_vector = _checked_payload(slot, chunks, vectors, library_vector)
+    _check_key(slot, key, key_inputs, pin_id)
+    counts = _checked_counts(slot, counts, chunks)
+    blobs = {CHUNKS_FILE: chunks_bytes(chunks), VECTORS_FILE: vectors_bytes(vectors),
+             LIBRARY_FILE: vectors_bytes(library_vector)}
+    meta = {"format": FORMAT, "key": key, "key_inputs": key_inputs, "slot": slot_record(slot),
+            "pin_id": pin_id, "pipeline_version": PIPELINE_VERSION, "counts": counts,
+            "urls": url_reports, "files": {name: _digest(data) for name, data in blobs.items()}}
+    meta["meta_digest"] = meta_digest(meta)
+    blobs[META_FILE] = meta_text(meta).encode()
+    return write_artifact_files(Path(artifacts_dir), slot.slug, blobs, key=key, pin_id=pin_id)
+
+
+def write_artifact_files(artifacts_dir: Path, slug: str, blobs: dict[str, bytes], *, key: str,
+                         pin_id: str | None = None) -> Path:
+    """Write the four files of an artifact (meta last), verify them, then swap them into place."""
+    artifacts_dir.mkdir(parents=True, exist_ok=True)
+    recover(artifacts_dir, slug)
+    tmp = _scratch_dir(artifacts_dir, "tmp", slug)
+    try:
+        tmp.mkdir()
+        for name in (*DATA_FILES, META_FILE):  # meta last: without it the directory is not an artifact
+            _write_synced(tmp / name, blobs[name])
+        _fsync_dir(tmp)
+        verify_artifact(tmp, expected_key=key, expected_pin_id=pin_id)
+        _swap_in(artifacts_dir, slug, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _release(tmp)
+    return artifacts_dir / slug
+
+
+def _checked_payload(slot: Slot, chunks: list[dict[str, Any]], vectors: np.ndarray,
+                     library_vector: np.ndarray) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
+    where = f"artifact for {slot.label}"
+    vectors = np.asarray(vectors, dtype=_F32)
+    if len(chunks) == 0 and vectors.size == 0:
+        vectors = vectors.reshape(0, DIMENSION)
+    if vectors.ndim != 2 or vectors.shape != (len(chunks), DIMENSION):
+        raise ArtifactError(f"{where}: vectors have shape {vectors.shape} but {len(chunks)} chunks need "
+                            f"({len(chunks)}, {DIMENSION}). Embed every chunk exactly once.")
+    library_vector = np.asarray(library_vector, dtype=_F32).reshape(-1)
+    if library_vector.shape != (DIMENSION,):
+        raise ArtifactError(f"{where}: the library vector has {library_vector.size} values, not {DIMENSION}. "
+                            "Embed the library text as one string.")
+    if not (np.isfinite(vectors).all() and np.isfinite(library_vector).all()):
+        raise ArtifactError(f"{where}: a vector holds NaN or infinity. Check the embedder output.")
+    checked = []
+    for i, chunk in enumerate(chunks):
+        missing = [f for f in CHUNK_FIELDS if f not in chunk and f != "ordinal"]
+        if missing:
+            raise ArtifactError(f"{where}: chunk {i} lacks {', '.join(missing)}. Every chunk needs "
+                                f"{', '.join(CHUNK_FIELDS)}.")
+        if chunk.get("ordinal", i) != i:
+            raise ArtifactError(f"{where}: chunk {i} has ordinal {chunk['ordinal']}; ordinals must run "
+                                f"0..{len(chunks) - 1} in order. Number chunks across the whole slot.")
+        checked.append({**chunk, "ordinal": i, "heading_path": list(chunk["heading_path"])})
+    return checked, vectors, library_vector
+
+
+def _check_key(slot: Slot, key: str, key_inputs: dict[str, Any], pin_id: str) -> None:
+    if key != key_from_inputs(slot.slug, key_inputs):
+        raise ArtifactError(f"artifact for {slot.label}: key {key} is not the key of the given key inputs. "
+                            "Pass keys.slot_key(slot) and keys.key_inputs(slot) for the same pin.")
+    if pin_id != _digest(canonical_json(key_inputs.get("embedder")).encode()):
+        raise ArtifactError(f"artifact for {slot.label}: pin id {pin_id} is not the id of the pin in the "
+                            "key inputs. Pass pin.pin_id() for the pin the key was computed with.")
+
+
+def _checked_counts(slot: Slot, counts: dict[str, Any], chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    counts = {"chunks": len(chunks), "tokens": sum(int(c["tokens"]) for c in chunks), **counts}
+    if counts["chunks"] != len(chunks):
+        raise ArtifactError(f"artifact for {slot.label}: counts say {counts['chunks']} chunks but "
+                            f"{len(chunks)} were given. Let write_artifact fill `chunks` in.")
+    return counts
+
+
+def _scratch_dir(artifacts_dir: Path, kind: str, slug: str) -> Path:
+    path = artifacts_dir / f".{kind}-{slug}-{os.getpid()}-{secrets.token_hex(6)}"
+    with _in_flight_lock:
+        _in_flight.add(path.name)
+    return path
+
+
+def _release(path: Path) -> None:
+    with _in_flight_lock:
+        _in_flight.discard(path.name)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _swap_in(artifacts_dir: Path, slug: str, tmp: Path) -> None:
+    target = artifacts_dir / slug
+    old = None
+    if target.exists() or target.is_symlink():
+        old = _scratch_dir(artifacts_dir, "old", slug)
+        os.rename(target, old)  # from here until the next rename, recover() restores `old`
+    try:
+        os.rename(tmp, target)
+        _fsync_dir(artifacts_dir)
+    except BaseException:
+        if old is not None and not target.exists():
+            os.rename(old, target)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+            _release(old)
+
+
+# ── recovery ─────────────────────────────────────────────────────────────────
+
+
+def recover(artifacts_dir: Path, slug: str) -> None:
+    """Undo a swap a crash interrupted: restore `.old-<slug>-*` if `<slug>` is gone, drop stale scratch dirs.
+
+    Scratch dirs of a live writer (this process's threads, or another live process) are left alone.
+    """
+    artifacts_dir = Path(artifacts_dir)
+    try:
+        entries = list(os.scandir(artifacts_dir))
+    except FileNotFoundError:
+        return
+    stale = [e for e in entries if _is_stale_scratch(e.name, slug)]
+    target = artifacts_dir / slug
+    olds = sorted((e for e in stale if e.name.startswith(".old-")), key=lambda e: e.stat().st_mtime_ns)
+    if olds and not (target.exists() or target.is_symlink()):
+        newest = olds[-1]
+        os.rename(newest.path, target)
+        _fsync_dir(artifacts_dir)
+        stale = [e for e in stale if e.name != newest.name]
+    for entry in stale:
+        shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _is_stale_scratch(name: str, slug: str) -> bool:
+    match = _SCRATCH.fullmatch(name)
+    if match is None or match["slug"] != slug:
+        return False
+    pid = int(match["pid"])
+    if pid == os.getpid():
+        with _in_flight_lock:
+            return name not in _in_flight
+    return not _process_alive(pid)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    except OSError:
+        return False
+    return True
+
+
+# ── verification ─────────────────────────────────────────────────────────────
+
+
+def verify_artifact(path: Path, expected_key: str | None = None, expected_pin_id: str | None = None) -> dict[str, Any]:
+    """The meta of the artifact at `path` after checking key, pin, every digest and row count."""
+    meta, _ = _load_verified(Path(path), expected_key, expected_pin_id)
+    return meta
+
+
+def read_artifact(path: Path, expected_key: str | None = None) -> Artifact:
+    """The verified artifact at `path`, parsed."""
+    path = Path(path)
+    meta, blobs = _load_verified(path, expected_key, None)
+    n = meta["counts"]["chunks"]
+    try:
+        chunks = [json.loads(line) for line in blobs[CHUNKS_FILE].decode().splitlines()]
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{path / CHUNKS_FILE}: not JSON lines ({exc}). Delete {path} and scrape again.") from None
+    vectors = np.frombuffer(blobs[VECTORS_FILE], dtype=_F32).reshape(n, DIMENSION)
+    library_vector = np.frombuffer(blobs[LIBRARY_FILE], dtype=_F32)
+    return Artifact(path=path, meta=meta, chunks=chunks, vectors=vectors, library_vector=library_vector)
+
+
+def artifact_is_current(path: Path, key: str) -> bool:
+    """True when `path` holds a verified artifact whose key is `key`; never raises."""
+    path = Path(path)
+    try:
+        recover(path.parent, path.name)
+        verify_artifact(path, expected_key=key)
+    except (ArtifactError, OSError, ValueError):
+        return False
+    return True
+
+
+class ArtifactIsCurrent:
+    """doit `uptodate` check: the artifact directory itself is the record, not doit's dep file."""
+
+    def __init__(self, path: Path, key: str) -> None:
+        self.path = Path(path)
+        self.key = key
+
+    def __call__(self, task: Any = None, values: Any = None) -> bool:
+        return artifact_is_current(self.path, self.key)
+
+    def __repr__(self) -> str:
+        return (f"ArtifactIsCurrent({str(self.path)!r}, key={self.key!r}): up to date when that directory "
+                "holds a verified artifact with this key (see `deadzone-build explain`)")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ArtifactIsCurrent) and (self.path, self.key) == (other.path, other.key)
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.key))
+
+
+def _load_verified(path: Path, expected_key: str | None, expected_pin_id: str | None
+                   ) -> tuple[dict[str, Any], dict[str, bytes]]:
+    meta = _load_meta(path)
+    if expected_key is not None and meta["key"] != expected_key:
+        raise ArtifactError(f"{path}: holds key {meta['key']}, expected {expected_key} (an input changed). "
+                            "Scrape the slot again.")
+    if expected_pin_id is not None and meta["pin_id"] != expected_pin_id:
+        raise ArtifactError(f"{path}: was embedded with pin {meta['pin_id']}, expected {expected_pin_id}. "
+                            "Scrape the slot again with the current embedder.")
+    blobs = {}
+    for name in DATA_FILES:
+        try:
+            blobs[name] = (path / name).read_bytes()
+        except FileNotFoundError:
+            raise ArtifactError(f"{path}: {name} is missing. Delete {path} and scrape again.") from None
+        if _digest(blobs[name]) != meta["files"].get(name):
+            raise ArtifactError(f"{path / name}: blake3 digest does not match meta.json (the file changed "
+                                f"or is truncated). Delete {path} and scrape again.")
+    _check_rows(path, meta, blobs)
+    return meta, blobs
+
+
+def _load_meta(path: Path) -> dict[str, Any]:
+    meta_path = path / META_FILE
+    try:
+        text = meta_path.read_text(encoding="utf-8")
+        meta = json.loads(text)
+    except FileNotFoundError:
+        what = "no artifact there" if not path.exists() else "meta.json is missing (a write never finished)"
+        raise ArtifactError(f"{path}: {what}. Scrape the slot to build it.") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{meta_path}: not valid JSON ({exc}). Delete {path} and scrape again.") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ArtifactError(f"{meta_path}: artifact format {found!r}, this build reads format {FORMAT}. "
+                            f"Delete {path} and scrape again.")
+    missing = [f for f in META_FIELDS if f not in meta]
+    if missing or not isinstance(meta["files"], dict) or not isinstance(meta["counts"], dict):
+        raise ArtifactError(f"{meta_path}: lacks {', '.join(missing) or 'a valid files/counts mapping'}. "
+                            f"Delete {path} and scrape again.")
+    if meta_digest(meta) != meta["meta_digest"] or text != meta_text(meta):
+        raise ArtifactError(f"{meta_path}: its content does not match its meta_digest (the file was edited "
+                            f"or damaged). Delete {path} and scrape again.")
+    return meta
+
+
+def _check_rows(path: Path, meta: dict[str, Any], blobs: dict[str, bytes]) -> None:
+    n = meta["counts"].get("chunks")
+    lines = blobs[CHUNKS_FILE].count(b"\n")
+    rows, rest = divmod(len(blobs[VECTORS_FILE]), DIMENSION * _F32.itemsize)
+    if not isinstance(n, int) or lines != n or rows != n or rest:
+        raise ArtifactError(f"{path}: row counts disagree (meta says {n} chunks, {CHUNKS_FILE} has {lines} "
+                            f"lines, {VECTORS_FILE} holds {len(blobs[VECTORS_FILE])} bytes). "
+                            f"Delete {path} and scrape again.")
+    if len(blobs[LIBRARY_FILE]) != DIMENSION * _F32.itemsize:
+        raise ArtifactError(f"{path / LIBRARY_FILE}: {len(blobs[LIBRARY_FILE])} bytes, expected "
+                            f"{DIMENSION * _F32.itemsize}. Delete {path} and scrape again.")

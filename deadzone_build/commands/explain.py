@@ -1,0 +1,33 @@
+"""`deadzone-build explain SLUG`: is this slot's artifact current, and if not, which input changed?"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .. import settings
+from ..explain import explain_slot
+from ..registry import find_slot, load_registry
+
+NAME = "explain"
+HELP = "Say whether a slot's artifact is current and, if not, which key input changed."
+EXAMPLE = "deadzone-build explain spf13_cobra_1.10"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("slug", help="the slot's slug (see `deadzone-build list`)")
+    parser.add_argument("--registry", metavar="PATH", help="registry file (default: $DEADZONE_REGISTRY or ./libraries_sources.yaml)")
+    parser.add_argument("--artifacts", metavar="DIR", help="artifacts directory (default: $DEADZONE_ARTIFACTS or ./artifacts)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    slot = find_slot(load_registry(settings.registry_path(args.registry)), args.slug)
+    result = explain_slot(slot, settings.artifacts_dir(args.artifacts))
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=1))
+    else:
+        print(f"{slot.label}: {'current' if result.current else 'NOT current'} ({result.key})")
+        for reason in result.reasons:
+            print(f"  {reason}")
+    return 0

@@ -1,0 +1,45 @@
+"""`deadzone-build scrape`: what `doit scrape:<slug>` does, for the selected slots, without doit."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import settings
+from .list import add_registry_arguments, selected_slots
+
+NAME = "scrape"
+HELP = "Fetch, chunk and embed the selected library versions into artifacts/<slug>/ (skips current ones)."
+EXAMPLE = "deadzone-build scrape --lib /spf13/cobra --version 1.10"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_registry_arguments(parser)
+    parser.add_argument("--artifacts", metavar="DIR", help="artifacts directory (default: $DEADZONE_ARTIFACTS or ./artifacts)")
+    parser.add_argument("--force", action="store_true", help="rebuild even when the artifact is current")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..progress import SlotProgress
+    from ..scrape import scrape_slot  # heavy (httpx, onnxruntime): only when scraping
+
+    if args.lib is None:
+        raise_missing_lib()
+    artifacts = settings.artifacts_dir(args.artifacts)
+    cache = settings.cache_dir()
+    for slot in selected_slots(args):
+        progress = SlotProgress(slot.label)
+        try:
+            outcome = scrape_slot(slot, artifacts_dir=artifacts, cache_dir=cache, progress=progress, force=args.force)
+        finally:
+            progress.close()
+        print(outcome.line())
+        for report in outcome.dropped:
+            print(f"  dropped {report['url']}: {report.get('reason')}", file=sys.stderr)
+    return 0
+
+
+def raise_missing_lib() -> None:
+    from ..errors import SelectionError
+
+    raise SelectionError("scrape needs --lib (and --version for one version). Use `doit` to build everything.")

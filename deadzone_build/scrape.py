@@ -1,0 +1,187 @@
+"""One slot in, one verified artifact out: fetch → clean → chunk → embed → write.
+
+This is the unit of work `doit scrape:<slug>` and `deadzone-build scrape` schedule. A slot whose
+artifact is current is skipped; a slot whose fetch fails past the threshold raises `ScrapeError`
+and leaves any previous artifact untouched (nothing is written before the end).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+import httpx
+import numpy as np
+
+from . import fetch
+from .artifact import artifact_is_current, write_artifact
+from .chunk import Chunk, chunk_markdown, embedding_text
+from .clean import document_markdown
+from .errors import ScrapeError
+from .keys import key_inputs, slot_key
+from .model_files import MAX_SEQ_LENGTH
+from .pin import pin_dict, pin_id
+from .registry import Slot
+from .vector_cache import VectorCache, embed_cached
+
+SUPPORTED_KINDS = ("github-md", "github-rst")
+MAX_DROP_FRACTION = 0.5  # a slot fails when more than half its URLs (or all of them) could not be fetched
+
+
+class Embeds(Protocol):
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+# (stage, done, total): stage is "fetch" (URLs) or "embed" (chunks)
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass
+class ScrapeOutcome:
+    slot: Slot
+    status: str  # "scraped" | "up-to-date"
+    path: Path
+    docs_ok: int = 0
+    docs_dropped: int = 0
+    chunks: int = 0
+    embedded: int = 0  # chunks actually run through the model (the rest came from the vector cache)
+    seconds: dict[str, float] = field(default_factory=dict)  # fetch / chunk / embed / write
+    dropped: list[dict[str, Any]] = field(default_factory=list)
+
+    def line(self) -> str:
+        """The one line users see per slot."""
+        if self.status == "up-to-date":
+            return f"up-to-date {self.slot.label}"
+        drops = f" ({self.docs_dropped} dropped)" if self.docs_dropped else ""
+        total = sum(self.seconds.values())
+        return (f"scraped    {self.slot.label}: {self.docs_ok} docs{drops}, {self.chunks} chunks "
+                f"({self.embedded} embedded, {self.chunks - self.embedded} cached) in {total:.1f}s")
+
+
+_embedders: dict[Path, Any] = {}
+_embedders_lock = threading.Lock()
+
+
+def shared_embedder(cache_dir: Path) -> Embeds:
+    """One Embedder per process and cache dir (an ONNX session is thread-safe and costly to load)."""
+    from .embedder import Embedder  # imported late: `list`, `explain` and doit no-ops need no model
+
+    key = Path(cache_dir).resolve()
+    with _embedders_lock:
+        if key not in _embedders:
+            _embedders[key] = Embedder(Path(cache_dir))
+        return _embedders[key]
+
+
+def library_text(slot: Slot) -> str:
+    """What the library vector embeds: the lib_id's words, the version and the description."""
+    words = " ".join(slot.lib_id.strip("/").replace("/", " ").replace("-", " ").replace("_", " ").split())
+    head = f"{words} {slot.version}".strip()
+    return f"{head}: {slot.description}" if slot.description else head
+
+
+def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: httpx.Client | None = None,
+                fetch_settings: fetch.FetchSettings | None = None, embedder: Embeds | None = None,
+                progress: ProgressFn | None = None, force: bool = False) -> ScrapeOutcome:
+    """Build `artifacts_dir/<slug>/` for `slot` unless a verified artifact with its key is there."""
+    key = slot_key(slot)
+    target = Path(artifacts_dir) / slot.slug
+    if not force and artifact_is_current(target, key):
+        return ScrapeOutcome(slot, "up-to-date", target)
+    if slot.kind not in SUPPORTED_KINDS:
+        raise ScrapeError(f"{slot.label}: kind `{slot.kind}` is not supported by this build yet "
+                          f"(supported: {', '.join(SUPPORTED_KINDS)}). Remove the entry or build other slots "
+                          "with `doit scrape:<slug>`.")
+    settings = fetch_settings or fetch.FetchSettings()
+    outcome = ScrapeOutcome(slot, "scraped", target)
+    tick = progress or (lambda stage, done, total: None)
+
+    started = time.perf_counter()
+    results = _fetch(slot, client, settings, tick)
+    outcome.seconds["fetch"] = time.perf_counter() - started
+    failure = fetch.slot_failure(results, max_drop_fraction=MAX_DROP_FRACTION)
+    if failure:
+        raise ScrapeError(f"{slot.label}: {failure} The previous artifact, if any, is untouched; "
+                          "fix the URLs in the registry or retry later.")
+
+    started = time.perf_counter()
+    chunks, reports = _chunk_documents(slot, results)
+    outcome.seconds["chunk"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    embedder = embedder or shared_embedder(cache_dir)
+    cache = VectorCache(cache_dir, pin_id())
+    texts = [embedding_text(c) for c in chunks]
+    vectors, outcome.embedded = embed_cached(texts, embedder, cache,
+                                             progress=lambda done, total: tick("embed", done, total))
+    library_vector = embedder.embed([library_text(slot)])[0]
+    outcome.seconds["embed"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    outcome.docs_ok = sum(1 for r in results if r.ok)
+    outcome.docs_dropped = len(results) - outcome.docs_ok
+    outcome.chunks = len(chunks)
+    outcome.dropped = [r for r in reports if r["status"] != "ok"]
+    counts = {"urls": len(results), "docs_ok": outcome.docs_ok, "docs_dropped": outcome.docs_dropped,
+              "chunks": len(chunks), "tokens": sum(c.tokens for c in chunks)}
+    write_artifact(Path(artifacts_dir), slot, key=key, key_inputs=key_inputs(slot, pin_dict()), pin_id=pin_id(),
+                   chunks=[_chunk_record(c) for c in chunks], vectors=vectors, library_vector=library_vector,
+                   url_reports=reports, counts=counts)
+    outcome.seconds["write"] = time.perf_counter() - started
+    return outcome
+
+
+def _fetch(slot: Slot, client: httpx.Client | None, settings: fetch.FetchSettings,
+           tick: ProgressFn) -> list[fetch.FetchResult]:
+    own_client = client is None
+    if client is None:
+        client = default_client(settings)
+    done = 0
+    lock = threading.Lock()
+
+    def on_result(_: fetch.FetchResult) -> None:
+        nonlocal done
+        with lock:
+            done += 1
+            tick("fetch", done, len(slot.urls))
+
+    try:
+        return fetch.fetch_all(list(slot.urls), client, settings, on_result=on_result)
+    finally:
+        if own_client:
+            client.close()
+
+
+def default_client(settings: fetch.FetchSettings) -> httpx.Client:
+    """The client the CLI and doit use: DEADZONE_URL_REWRITE and the GitHub token from the environment."""
+    import os
+
+    rewrite = fetch.parse_rewrite(os.environ.get("DEADZONE_URL_REWRITE", ""))
+    return fetch.make_client(settings, rewrite=rewrite, token=fetch.token_from_env())
+
+
+def _chunk_documents(slot: Slot, results: list[fetch.FetchResult]) -> tuple[list[Chunk], list[dict[str, Any]]]:
+    """Chunks of every fetched document, numbered across the slot, and the per-URL report."""
+    chunks: list[Chunk] = []
+    reports: list[dict[str, Any]] = []
+    for result in results:
+        report = result.report()
+        if result.ok and result.text is not None:
+            markdown = document_markdown(result.text, kind=slot.kind, url=result.url)
+            doc_chunks = chunk_markdown(markdown, result.url, max_tokens=MAX_SEQ_LENGTH)
+            report["chunks"] = len(doc_chunks)
+            chunks.extend(doc_chunks)
+        else:
+            report["chunks"] = 0
+        reports.append(report)
+    renumbered = [Chunk(url=c.url, heading_path=c.heading_path, ordinal=i, text=c.text, tokens=c.tokens)
+                  for i, c in enumerate(chunks)]
+    return renumbered, reports
+
+
+def _chunk_record(chunk: Chunk) -> dict[str, Any]:
+    return {"url": chunk.url, "heading_path": list(chunk.heading_path), "ordinal": chunk.ordinal,
+            "text": chunk.text, "tokens": chunk.tokens}
