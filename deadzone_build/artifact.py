@@ -64,6 +64,11 @@ class Artifact:
     def key(self) -> str:
         return self.meta["key"]
 
+    def blobs(self) -> dict[str, bytes]:
+        """The exact bytes of the artifact's four files."""
+        return {CHUNKS_FILE: chunks_bytes(self.chunks), VECTORS_FILE: vectors_bytes(self.vectors),
+                LIBRARY_FILE: vectors_bytes(self.library_vector), META_FILE: meta_text(self.meta).encode()}
+
 
 # ── serialisation ────────────────────────────────────────────────────────────
 
@@ -279,22 +284,59 @@ def _process_alive(pid: int) -> bool:
 
 def verify_artifact(path: Path, expected_key: str | None = None, expected_pin_id: str | None = None) -> dict[str, Any]:
     """The meta of the artifact at `path` after checking key, pin, every digest and row count."""
-    meta, _ = _load_verified(Path(path), expected_key, expected_pin_id)
-    return meta
+    path = Path(path)
+    return verify_blobs(path, _read_files(path), expected_key, expected_pin_id)
 
 
 def read_artifact(path: Path, expected_key: str | None = None) -> Artifact:
     """The verified artifact at `path`, parsed."""
     path = Path(path)
-    meta, blobs = _load_verified(path, expected_key, None)
-    n = meta["counts"]["chunks"]
-    try:
-        chunks = [json.loads(line) for line in blobs[CHUNKS_FILE].decode().splitlines()]
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path / CHUNKS_FILE}: not JSON lines ({exc}). Delete {path} and scrape again.") from None
-    vectors = np.frombuffer(blobs[VECTORS_FILE], dtype=_F32).reshape(n, DIMENSION)
+    return parse_blobs(path, _read_files(path), expected_key)
+
+
+def parse_blobs(where: Path, blobs: dict[str, bytes], expected_key: str | None = None,
+                expected_pin_id: str | None = None) -> Artifact:
+    """An Artifact from the bytes of its four files (read from disk or rebuilt from a db), verified first."""
+    meta = verify_blobs(where, blobs, expected_key, expected_pin_id)
+    chunks = [json.loads(line) for line in blobs[CHUNKS_FILE].decode().splitlines()]
+    vectors = np.frombuffer(blobs[VECTORS_FILE], dtype=_F32).reshape(len(chunks), DIMENSION)
     library_vector = np.frombuffer(blobs[LIBRARY_FILE], dtype=_F32)
-    return Artifact(path=path, meta=meta, chunks=chunks, vectors=vectors, library_vector=library_vector)
+    return Artifact(path=Path(where), meta=meta, chunks=chunks, vectors=vectors, library_vector=library_vector)
+
+
+def verify_blobs(where: Path, blobs: dict[str, bytes], expected_key: str | None = None,
+                 expected_pin_id: str | None = None) -> dict[str, Any]:
+    """The meta in `blobs` after checking key, pin, digests and row counts; `where` names them in errors."""
+    meta = _parse_meta(where, blobs.get(META_FILE))
+    if expected_key is not None and meta["key"] != expected_key:
+        raise ArtifactError(f"{where}: holds key {meta['key']}, expected {expected_key} (an input changed). "
+                            "Scrape the slot again.")
+    if expected_pin_id is not None and meta["pin_id"] != expected_pin_id:
+        raise ArtifactError(f"{where}: was embedded with pin {meta['pin_id']}, expected {expected_pin_id}. "
+                            "Scrape the slot again with the current embedder.")
+    for name in DATA_FILES:
+        if name not in blobs:
+            raise ArtifactError(f"{where}: {name} is missing. Delete {where} and scrape again.")
+        if _digest(blobs[name]) != meta["files"].get(name):
+            raise ArtifactError(f"{where / name}: blake3 digest does not match meta.json (the file changed "
+                                f"or is truncated). Delete {where} and scrape again.")
+    _check_rows(where, meta, blobs)
+    return meta
+
+
+def _read_files(path: Path) -> dict[str, bytes]:
+    """Whatever of the four files exists (verify_blobs names what is missing)."""
+    blobs = {}
+    for name in (META_FILE, *DATA_FILES):
+        try:
+            blobs[name] = (path / name).read_bytes()
+        except FileNotFoundError:
+            if name == META_FILE:
+                what = "no artifact there" if not path.exists() else "meta.json is missing (a write never finished)"
+                raise ArtifactError(f"{path}: {what}. Scrape the slot to build it.") from None
+        except (NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+            raise ArtifactError(f"{path / name}: cannot be read ({exc}). Delete {path} and scrape again.") from None
+    return blobs
 
 
 def artifact_is_current(path: Path, key: str) -> bool:
@@ -329,49 +371,26 @@ class ArtifactIsCurrent:
         return hash((self.path, self.key))
 
 
-def _load_verified(path: Path, expected_key: str | None, expected_pin_id: str | None
-                   ) -> tuple[dict[str, Any], dict[str, bytes]]:
-    meta = _load_meta(path)
-    if expected_key is not None and meta["key"] != expected_key:
-        raise ArtifactError(f"{path}: holds key {meta['key']}, expected {expected_key} (an input changed). "
-                            "Scrape the slot again.")
-    if expected_pin_id is not None and meta["pin_id"] != expected_pin_id:
-        raise ArtifactError(f"{path}: was embedded with pin {meta['pin_id']}, expected {expected_pin_id}. "
-                            "Scrape the slot again with the current embedder.")
-    blobs = {}
-    for name in DATA_FILES:
-        try:
-            blobs[name] = (path / name).read_bytes()
-        except FileNotFoundError:
-            raise ArtifactError(f"{path}: {name} is missing. Delete {path} and scrape again.") from None
-        if _digest(blobs[name]) != meta["files"].get(name):
-            raise ArtifactError(f"{path / name}: blake3 digest does not match meta.json (the file changed "
-                                f"or is truncated). Delete {path} and scrape again.")
-    _check_rows(path, meta, blobs)
-    return meta, blobs
-
-
-def _load_meta(path: Path) -> dict[str, Any]:
-    meta_path = path / META_FILE
+def _parse_meta(where: Path, data: bytes | None) -> dict[str, Any]:
+    meta_path = where / META_FILE
+    if data is None:
+        raise ArtifactError(f"{where}: meta.json is missing. Scrape the slot to build it.")
     try:
-        text = meta_path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
         meta = json.loads(text)
-    except FileNotFoundError:
-        what = "no artifact there" if not path.exists() else "meta.json is missing (a write never finished)"
-        raise ArtifactError(f"{path}: {what}. Scrape the slot to build it.") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{meta_path}: not valid JSON ({exc}). Delete {path} and scrape again.") from None
+        raise ArtifactError(f"{meta_path}: not valid JSON ({exc}). Delete {where} and scrape again.") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise ArtifactError(f"{meta_path}: artifact format {found!r}, this build reads format {FORMAT}. "
-                            f"Delete {path} and scrape again.")
+                            f"Delete {where} and scrape again.")
     missing = [f for f in META_FIELDS if f not in meta]
     if missing or not isinstance(meta["files"], dict) or not isinstance(meta["counts"], dict):
         raise ArtifactError(f"{meta_path}: lacks {', '.join(missing) or 'a valid files/counts mapping'}. "
-                            f"Delete {path} and scrape again.")
+                            f"Delete {where} and scrape again.")
     if meta_digest(meta) != meta["meta_digest"] or text != meta_text(meta):
         raise ArtifactError(f"{meta_path}: its content does not match its meta_digest (the file was edited "
-                            f"or damaged). Delete {path} and scrape again.")
+                            f"or damaged). Delete {where} and scrape again.")
     return meta
 
 

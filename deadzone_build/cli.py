@@ -19,6 +19,8 @@ COMMAND_MODULES = (
     "list",
     "scrape",
     "explain",
+    "plan",
+    "summary",
 )
 
 

@@ -42,3 +42,93 @@ def read_meta(db: sqlite3.Connection | str | Path) -> dict[str, str]:
     finally:
         if close:
             conn.close()
+
+
+# ── tables (written by consolidate, read by search and pull) ─────────────────
+#
+# Row order is fixed (libraries by lib_id then version, chunks by library then ordinal, ids
+# consecutive from 1) so the same artifacts give the same bytes, and a library's chunks are one
+# contiguous id range (search slices its vectors without copying).
+#
+# chunks_fts is an *external-content* FTS5 table over chunks(text, heading_path): the text is
+# stored once (a contentless index would save nothing more and loses snippet()/highlight() for
+# clients), and `rebuild` derives the whole index from the content table in one deterministic pass.
+
+PAGE_SIZE = 4096
+FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
+
+TABLES_DDL = f"""
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE libraries (
+    id           INTEGER PRIMARY KEY,
+    lib_id       TEXT NOT NULL,
+    version      TEXT NOT NULL,
+    slug         TEXT NOT NULL UNIQUE,
+    key          TEXT NOT NULL UNIQUE,
+    kind         TEXT NOT NULL,
+    ref          TEXT NOT NULL,
+    description  TEXT NOT NULL,
+    chunk_count  INTEGER NOT NULL,
+    token_count  INTEGER NOT NULL,
+    docs_ok      INTEGER NOT NULL,
+    docs_dropped INTEGER NOT NULL,
+    first_chunk  INTEGER NOT NULL,  -- chunks.id of ordinal 0; the library's chunks are first_chunk .. first_chunk + chunk_count - 1
+    vector       BLOB NOT NULL,     -- 384 little-endian float32: lib_id words + description
+    meta_json    TEXT NOT NULL,     -- the artifact's meta.json, verbatim (pull rebuilds the artifact from it)
+    UNIQUE (lib_id, version)
+);
+CREATE TABLE chunks (
+    id           INTEGER PRIMARY KEY,
+    library      INTEGER NOT NULL REFERENCES libraries(id),
+    lib_id       TEXT NOT NULL,
+    version      TEXT NOT NULL,
+    url          TEXT NOT NULL,
+    heading_path TEXT NOT NULL,     -- JSON list of headings, outermost first
+    ordinal      INTEGER NOT NULL,  -- 0.. within the library
+    text         TEXT NOT NULL,
+    tokens       INTEGER NOT NULL,
+    vector       BLOB NOT NULL,     -- 384 little-endian float32, L2-normalised
+    UNIQUE (library, ordinal)
+);
+CREATE INDEX chunks_lib ON chunks (lib_id, version);
+CREATE VIRTUAL TABLE chunks_fts USING fts5 (
+    text, heading_path, content='chunks', content_rowid='id', tokenize='{FTS_TOKENIZER}'
+);
+"""
+
+
+def open_checked(db_path: str | Path) -> sqlite3.Connection:
+    """A read-only connection to a deadzone.db written for this schema version and embedder pin."""
+    from .errors import DatabaseError
+    from .pin import pin_id
+
+    db_path = Path(db_path)
+    if not db_path.is_file():
+        raise DatabaseError(f"{db_path}: no database there. Run `deadzone-build consolidate` or download "
+                            "deadzone.db from a release (or pass --db PATH).")
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, check_same_thread=False)
+    try:
+        meta = read_meta(conn)
+        problem = _incompatibility(meta, pin_id())
+    except sqlite3.DatabaseError as exc:
+        problem = f"it is not a readable SQLite database ({exc})"
+    if problem:
+        conn.close()
+        raise DatabaseError(f"{db_path}: {problem}. Rebuild it with `deadzone-build consolidate`, or "
+                            "download the deadzone.db released for this deadzone-build version.")
+    return conn
+
+
+def _incompatibility(meta: dict[str, str], current_pin_id: str) -> str:
+    if not meta:
+        return "it has no `meta` table (not a deadzone.db)"
+    if meta.get(META_SCHEMA_VERSION) != SCHEMA_VERSION:
+        return (f"its schema version is {meta.get(META_SCHEMA_VERSION)!r}, this deadzone-build reads "
+                f"{SCHEMA_VERSION!r}")
+    if meta.get(META_PIN_ID) != current_pin_id:
+        return (f"it was embedded with embedder pin {meta.get(META_PIN_ID)}, this deadzone-build uses "
+                f"{current_pin_id} (vectors from different models cannot be compared)")
+    return ""

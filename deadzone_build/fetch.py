@@ -102,8 +102,8 @@ def parse_rewrite(value: str) -> list[tuple[str, str]]:
         if not item:
             continue
         prefix, sep, target = (side.strip() for side in item.partition("="))
-        problem = ("it has no '='" if not sep else _url_problem("prefix", prefix)
-                   or _url_problem("replacement", target))
+        problem = "it has no '='" if not sep else (_url_problem("prefix", prefix)
+                                                   or _url_problem("replacement", target))
         if problem:
             raise FetchError(f"{REWRITE_ENV}: cannot use the pair {item!r}: {problem}. "
                              f"Expected {REWRITE_FORM}. Fix the variable or unset it.")
@@ -168,11 +168,11 @@ class _RewriteTransport(httpx.BaseTransport):
         return self._inner.handle_request(self._wire_request(request))
 
     def _wire_request(self, request: httpx.Request) -> httpx.Request:
+        url = httpx.URL(rewrite_url(str(request.url), self._rewrite))
         headers = request.headers.copy()
-        del headers["Host"]  # recomputed from the rewritten URL
+        headers["Host"] = url.netloc.decode("ascii")  # the server we actually talk to
         if self._token and is_github_url(request.url):
             headers["Authorization"] = f"Bearer {self._token}"
-        url = rewrite_url(str(request.url), self._rewrite)
         return httpx.Request(request.method, url, headers=headers, stream=request.stream,
                              extensions=request.extensions)
 

@@ -18,7 +18,7 @@ import json
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .errors import PlanError
 from .keys import slot_key
@@ -124,20 +124,38 @@ def cached_keys_from_github(repo: str, prefix: str = "deadzone-") -> set[str]:
     return {entry.key for entry in list_caches(repo, key_prefix=prefix)}
 
 
+def fetch_base_db(out: str | Path, *, tag: str = "latest", repo: str | None = None,
+                  log: Callable[[str], None] = lambda line: None) -> Path | None:
+    """Download the released db of `tag` to `out` (verified); None when there is no such release.
+
+    Only "no release" yields None (the first run of a repository plans every slot); any other
+    failure raises, so an outage never silently turns into a full rebuild."""
+    from .github import GitHubClient, resolve_api_url, resolve_repo, resolve_token
+    from .release import fetch_release
+
+    client = GitHubClient(resolve_repo(repo), token=resolve_token(None), api_url=resolve_api_url(None), log=log)
+    release = client.latest_release() if tag == "latest" else client.release_by_tag(tag)
+    if release is None:
+        log(f"{client.repo} has no {'published release' if tag == 'latest' else f'release {tag}'}: "
+            "every slot is planned")
+        return None
+    return fetch_release(tag=str(release.get("tag_name") or tag), repo=client.repo, out=Path(out), log=log)
+
+
 def matrix_json(shard: list[dict[str, str]]) -> str:
     """One shard as a `strategy.matrix` value: {"include": [...]}, compact, one line."""
     return json.dumps({"include": shard}, separators=(",", ":"), ensure_ascii=False)
 
 
-def github_outputs(plan: Plan, shard_jobs: int) -> dict[str, str]:
-    """The step outputs the workflow wires: has_work, counts, shard_<i> and shard_<i>_size."""
+def github_outputs(plan: Plan, shard_jobs: int, *, base_db: bool = False) -> dict[str, str]:
+    """The step outputs the workflow wires: has_work, base_db, counts, shard_<i>, shard_<i>_size."""
     if len(plan.shards) > shard_jobs:
         jobs = sum(len(s) for s in plan.shards)
         raise PlanError(
             f"{jobs} slots need a job but the workflow runs {shard_jobs} shard jobs of at most "
             f"{MATRIX_LIMIT} ({shard_jobs * MATRIX_LIMIT} slots). Add a scrape-<n> job to "
             "scrape-pack.yml and raise its --shard-jobs to match.")
-    outputs = {"has_work": "true" if plan.has_work else "false"}
+    outputs = {"has_work": "true" if plan.has_work else "false", "base_db": "true" if base_db else "false"}
     outputs.update({name: str(value) for name, value in plan.counts.items()})
     for index in range(shard_jobs):
         shard = plan.shards[index] if index < len(plan.shards) else []

@@ -28,7 +28,6 @@ from .registry import Slot
 from .vector_cache import VectorCache, embed_cached
 
 SUPPORTED_KINDS = ("github-md", "github-rst")
-MAX_DROP_FRACTION = 0.5  # a slot fails when more than half its URLs (or all of them) could not be fetched
 
 
 class Embeds(Protocol):
@@ -102,10 +101,9 @@ def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: htt
     started = time.perf_counter()
     results = _fetch(slot, client, settings, tick)
     outcome.seconds["fetch"] = time.perf_counter() - started
-    failure = fetch.slot_failure(results, max_drop_fraction=MAX_DROP_FRACTION)
+    failure = fetch.slot_failure(results, max_drop_fraction=fetch.MAX_DROP_FRACTION)
     if failure:
-        raise ScrapeError(f"{slot.label}: {failure} The previous artifact, if any, is untouched; "
-                          "fix the URLs in the registry or retry later.")
+        raise ScrapeError(f"{slot.label}: no artifact written (the previous one, if any, is untouched): {failure}")
 
     started = time.perf_counter()
     chunks, reports = _chunk_documents(slot, results)
@@ -157,10 +155,7 @@ def _fetch(slot: Slot, client: httpx.Client | None, settings: fetch.FetchSetting
 
 def default_client(settings: fetch.FetchSettings) -> httpx.Client:
     """The client the CLI and doit use: DEADZONE_URL_REWRITE and the GitHub token from the environment."""
-    import os
-
-    rewrite = fetch.parse_rewrite(os.environ.get("DEADZONE_URL_REWRITE", ""))
-    return fetch.make_client(settings, rewrite=rewrite, token=fetch.token_from_env())
+    return fetch.make_client(settings)
 
 
 def _chunk_documents(slot: Slot, results: list[fetch.FetchResult]) -> tuple[list[Chunk], list[dict[str, Any]]]:

@@ -29,3 +29,5 @@ def _no_ambient_config(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # Area fixtures (one import line per area):
 from fx_artifacts import *  # noqa
+from fx_docserver import *  # noqa
+from fx_ci import *  # noqa

@@ -135,7 +135,7 @@ class Faults:
 class DocServer:
     """The mirror behind a ThreadingHTTPServer on 127.0.0.1 (a free port)."""
 
-    def __init__(self, mirror_dir: Path = MIRROR_DIR) -> None:
+    def __init__(self, mirror_dir: Path = MIRROR_DIR, port: int = 0) -> None:
         self.mirror_dir = Path(mirror_dir)
         self.index: dict[str, dict[str, Any]] = json.loads((self.mirror_dir / "index.json").read_text("utf-8"))
         self._files = {_path_of(url): self.mirror_dir / "files" / entry["sha256"] for url, entry in self.index.items()}
@@ -143,7 +143,7 @@ class DocServer:
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd = _Server(("127.0.0.1", port), _Handler)
         self._httpd.docs = self
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="docserver", daemon=True)
@@ -215,6 +215,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: with Nagle on, each keep-alive response
+    # stalls ~40 ms on the client's delayed ACK (324 files took 1.9 s instead of 0.2 s).
+    disable_nagle_algorithm = True
     server: _Server
 
     def do_GET(self) -> None:  # noqa: N802 - the stdlib's name

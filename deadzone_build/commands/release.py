@@ -1,0 +1,64 @@
+"""`deadzone-build release`: gate deadzone.db, then publish it to a GitHub Release."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .. import __version__, settings
+from ..release import ReleaseOutcome, release_db
+
+NAME = "release"
+HELP = ("Publish deadzone.db, deadzone.db.sha256 and manifest.json to a GitHub Release, after checking the db "
+        "(idempotent: an identical release uploads nothing; an interrupted one is repaired).")
+EXAMPLE = "GITHUB_TOKEN=... deadzone-build release --tag v0.1.0 --repo laradji/deadzone --expect-version"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tag", required=True, help="release tag, e.g. v0.1.0 (created if missing)")
+    parser.add_argument("--repo", metavar="OWNER/NAME", help="GitHub repository (default: $GITHUB_REPOSITORY)")
+    parser.add_argument("--db", metavar="PATH",
+                        help="the db to publish; its .sha256 and manifest.json sit beside it "
+                             "(default: $DEADZONE_DB, else ./deadzone.db)")
+    parser.add_argument("--registry", metavar="PATH",
+                        help="registry the db must be built from (default: $DEADZONE_REGISTRY, else "
+                             "./libraries_sources.yaml)")
+    parser.add_argument("--draft", action="store_true", help="leave a new release as a draft")
+    parser.add_argument("--dry-run", action="store_true", help="run the checks, show what would be uploaded")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="publish even if some registry slots have no artifact in the db")
+    parser.add_argument("--expect-version", nargs="?", const=__version__, metavar="V",
+                        help=f"fail unless the tag is V or vV (bare flag: this package's {__version__})")
+    parser.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    outcome = release_db(
+        tag=args.tag, repo=args.repo, db=settings.db_path(args.db), registry=settings.registry_path(args.registry),
+        draft=args.draft, dry_run=args.dry_run, allow_missing=args.allow_missing,
+        expect_version=args.expect_version, log=lambda line: print(line, file=sys.stderr),
+    )
+    print(json.dumps(outcome.as_dict(), indent=1) if args.json else summary(outcome))
+    return 0
+
+
+def summary(outcome: ReleaseOutcome) -> str:
+    files = "\n".join(f"  {a['name']}  {a['size']} bytes  sha256 {a['sha256']}" for a in outcome.assets)
+    if outcome.dry_run:
+        where = outcome.repo or "(no --repo / GITHUB_REPOSITORY set)"
+        return f"dry run: checks passed; would publish to {where} release {outcome.tag}:\n{files}"
+    state = "draft" if outcome.draft else "published"
+    if not outcome.changed:
+        head = f"release {outcome.tag} of {outcome.repo} already up to date ({state}); nothing uploaded"
+    else:
+        head = (f"release {outcome.tag} of {outcome.repo} ({state}): uploaded {_names(outcome.uploaded)}, "
+                f"replaced {_names(outcome.replaced)}, unchanged {_names(outcome.unchanged)}")
+        if outcome.cleaned:
+            head += f", cleaned up {_names(outcome.cleaned)}"
+    return f"{head}\n{files}\n{outcome.html_url or ''}".rstrip()
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names) if names else "none"

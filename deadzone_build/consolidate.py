@@ -1,0 +1,383 @@
+"""Artifacts → one deterministic `deadzone.db` (+ `deadzone.db.sha256`, `manifest.json`).
+
+Only the given registry slots go in, each from a verified artifact whose key is the slot's key
+(or, with `base_db`, from an older db's rows holding that key, verified against the digests in
+their stored meta.json). Same inputs, same bytes: rows in a fixed order with consecutive ids, no
+timestamps unless SOURCE_DATE_EPOCH, FTS index built in one `rebuild` pass, VACUUM, rollback
+journal. The db is written to a temp file, checked with `PRAGMA integrity_check` and renamed;
+the `.sha256` then `manifest.json` (the record `db_is_current` trusts) follow, each atomic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from . import dbschema as S
+from .artifact import (
+    CHUNKS_FILE, DIMENSION, LIBRARY_FILE, META_FILE, VECTORS_FILE, Artifact, artifact_is_current, chunks_bytes,
+    meta_text, parse_blobs, read_artifact,
+)
+from .errors import ArtifactError, ConsolidateError
+from .keys import PIPELINE_VERSION, slot_key
+from .pin import canonical_json, pin_dict, pin_id
+from .registry import Slot
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = 1
+_VECTOR_BYTES = DIMENSION * 4
+
+
+@dataclass(frozen=True)
+class MissingSlot:
+    slug: str
+    label: str
+    status: str  # "missing" (no artifact), "stale" (another key) or "corrupt" (refused)
+    reason: str
+
+
+@dataclass
+class ConsolidateResult:
+    db_path: Path
+    sha256: str
+    libraries: int
+    chunks: int
+    missing: list[MissingSlot] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)  # slugs taken from base_db
+
+    @property
+    def sha256_path(self) -> Path:
+        return sha256_path(self.db_path)
+
+    @property
+    def manifest_path(self) -> Path:
+        return manifest_path(self.db_path)
+
+
+def sha256_path(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + ".sha256")
+
+
+def manifest_path(db_path: Path) -> Path:
+    return db_path.with_name(MANIFEST_NAME)
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def consolidate(*, slots: list[Slot], artifacts_dir: Path, db_path: Path, registry_digest: str,
+                lib_filter: str = "", max_missing: int = 0, base_db: Path | None = None,
+                log: Callable[[str], None] = _quiet, built_at: str | None = None) -> ConsolidateResult:
+    """Build `db_path` from the artifacts of `slots`; raise ConsolidateError (and write nothing) when
+    no library is available or more than `max_missing` slots lack a current artifact."""
+    db_path, artifacts_dir = Path(db_path), Path(artifacts_dir)
+    built_at = os.environ.get("SOURCE_DATE_EPOCH", "") if built_at is None else built_at
+    base = _Base(Path(base_db)) if base_db is not None else None
+    ordered = sorted(slots, key=lambda s: (s.lib_id, s.version))
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = db_path.with_name(f".{db_path.name}.tmp-{os.getpid()}-{secrets.token_hex(6)}")
+    try:
+        writer = _DbWriter(tmp)
+        try:
+            records, missing, reused = _fill(writer, ordered, artifacts_dir, base, log)
+            _check_enough(records, missing, max_missing, len(slots))
+            writer.finish(_meta_rows(registry_digest, lib_filter, len(slots), missing, built_at))
+        finally:
+            writer.close()
+        digest = _sha256_file(tmp, fsync=True)
+        os.replace(tmp, db_path)
+        _fsync_dir(db_path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+        if base is not None:
+            base.close()
+    _write_atomic(sha256_path(db_path), f"{digest}  {db_path.name}\n".encode())
+    manifest = _manifest(db_path, digest, slots, records, missing, registry_digest, lib_filter, built_at)
+    _write_atomic(manifest_path(db_path), (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode())
+    chunks = sum(r["counts"].get("chunks", 0) for r in records.values())
+    log(f"consolidate: {db_path}: {len(records)} libraries, {chunks} chunks, {len(missing)} missing, "
+        f"{len(reused)} reused from the base db")
+    return ConsolidateResult(db_path=db_path, sha256=digest, libraries=len(records), chunks=chunks,
+                             missing=missing, reused=reused)
+
+
+def _fill(writer: _DbWriter, ordered: list[Slot], artifacts_dir: Path, base: _Base | None,
+          log: Callable[[str], None]) -> tuple[dict[str, dict[str, Any]], list[MissingSlot], list[str]]:
+    """Insert every available slot; return manifest records by slug, the missing and the reused slugs."""
+    records: dict[str, dict[str, Any]] = {}
+    missing: list[MissingSlot] = []
+    reused: list[str] = []
+    for slot in ordered:
+        key = slot_key(slot)
+        art = base.library(key, log) if base is not None else None
+        source = "base db"
+        if art is None:
+            art, source = _load_artifact(artifacts_dir / slot.slug, slot, key, missing), "artifact"
+            if art is None:
+                continue
+        else:
+            reused.append(slot.slug)
+        writer.add_library(art)
+        records[slot.slug] = {"counts": art.meta["counts"], "dropped": _dropped(art.meta)}
+        log(f"consolidate: {slot.label}: {len(art.chunks)} chunks from the {source}")
+    return records, missing, reused
+
+
+def _load_artifact(path: Path, slot: Slot, key: str, missing: list[MissingSlot]) -> Artifact | None:
+    try:
+        return read_artifact(path, expected_key=key)
+    except ArtifactError as exc:
+        if not (path / META_FILE).is_file():
+            status, reason = "missing", f"no artifact at {path}"
+        elif _recorded_key(path) not in (None, key):
+            status, reason = "stale", str(exc)
+        else:
+            status, reason = "corrupt", f"refused: {exc}"
+        missing.append(MissingSlot(slug=slot.slug, label=slot.label, status=status, reason=reason))
+        return None
+
+
+def _recorded_key(path: Path) -> str | None:
+    try:
+        return json.loads((path / META_FILE).read_bytes())["key"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _check_enough(records: dict[str, Any], missing: list[MissingSlot], max_missing: int, total: int) -> None:
+    listing = "\n".join(f"  {m.label} [{m.status}]: {m.reason}" for m in missing)
+    if len(missing) > max_missing:
+        raise ConsolidateError(
+            f"{len(missing)} of {total} slots have no current artifact (at most {max_missing} allowed):\n"
+            f"{listing}\nScrape them (`doit scrape:<slug>` or `deadzone-build scrape --lib ID`), "
+            "or pass --max-missing N to build without them.")
+    if not records:
+        raise ConsolidateError(
+            f"no library has a current artifact ({total} slots), so there is nothing to put in the db"
+            + (f":\n{listing}\n" if listing else ". ")
+            + "Run `doit scrape` (or `deadzone-build pull`) first; an empty deadzone.db is never written.")
+
+
+def _dropped(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"url": r.get("url", ""), "http_status": r.get("http_status"), "reason": r.get("reason", "")}
+            for r in meta.get("urls", []) if isinstance(r, dict) and r.get("status", "ok") != "ok"]
+
+
+def _meta_rows(registry_digest: str, lib_filter: str, total: int, missing: list[MissingSlot],
+               built_at: str) -> dict[str, str]:
+    return {
+        S.META_SCHEMA_VERSION: S.SCHEMA_VERSION,
+        S.META_PIN: canonical_json(pin_dict()),
+        S.META_PIN_ID: pin_id(),
+        S.META_DIMENSION: str(DIMENSION),
+        S.META_PIPELINE_VERSION: PIPELINE_VERSION,
+        S.META_REGISTRY_DIGEST: registry_digest,
+        S.META_LIB_FILTER: lib_filter,
+        S.META_SLOTS_TOTAL: str(total),
+        S.META_SLOTS_MISSING: canonical_json(sorted(m.slug for m in missing)),
+        S.META_BUILT_AT: built_at,
+    }
+
+
+def _manifest(db_path: Path, digest: str, slots: list[Slot], records: dict[str, dict[str, Any]],
+              missing: list[MissingSlot], registry_digest: str, lib_filter: str, built_at: str) -> dict[str, Any]:
+    why = {m.slug: m for m in missing}
+    entries = []
+    for slot in slots:  # registry order: the manifest describes the registry
+        record = records.get(slot.slug)
+        gone = why.get(slot.slug)
+        entries.append({
+            "lib_id": slot.lib_id, "version": slot.version, "slug": slot.slug, "key": slot_key(slot),
+            "status": "ok" if record else gone.status if gone else "missing",
+            "reason": gone.reason if gone else "",
+            "counts": record["counts"] if record else {},
+            "dropped": record["dropped"] if record else [],
+        })
+    return {
+        "format": MANIFEST_FORMAT, "db": db_path.name, "sha256": digest, "bytes": db_path.stat().st_size,
+        "schema_version": S.SCHEMA_VERSION, "embedder_pin_id": pin_id(), "pipeline_version": PIPELINE_VERSION,
+        "registry_digest": registry_digest, "lib_filter": lib_filter, "built_at": built_at,
+        "libraries": len(records), "chunks": sum(r["counts"].get("chunks", 0) for r in records.values()),
+        "slots": entries,
+    }
+
+
+# ── writing the db ───────────────────────────────────────────────────────────
+
+
+class _DbWriter:
+    """One consolidate's temp db: fixed page size, no journal while building (the file is scratch)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.execute(f"PRAGMA page_size = {S.PAGE_SIZE}")
+        self.conn.execute("PRAGMA journal_mode = OFF")
+        self.conn.execute("PRAGMA synchronous = OFF")
+        self.conn.executescript(S.TABLES_DDL)
+        self.conn.execute("BEGIN")
+        self.next_library = 1
+        self.next_chunk = 1
+
+    def add_library(self, art: Artifact) -> None:
+        meta, slot, counts = art.meta, art.meta["slot"], art.meta["counts"]
+        lib, first = self.next_library, self.next_chunk
+        self.conn.execute(
+            "INSERT INTO libraries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (lib, slot["lib_id"], slot["version"], slot["slug"], meta["key"], slot["kind"], slot["ref"],
+             slot["description"], len(art.chunks), int(counts.get("tokens", 0)), int(counts.get("docs_ok", 0)),
+             int(counts.get("docs_dropped", 0)), first, art.library_vector.astype("<f4").tobytes(),
+             meta_text(meta)),
+        )
+        vectors = memoryview(art.vectors.astype("<f4", copy=False).tobytes())
+        self.conn.executemany(
+            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?)",
+            ((first + i, lib, slot["lib_id"], slot["version"], c["url"], canonical_json(c["heading_path"]), i,
+              c["text"], c["tokens"], vectors[i * _VECTOR_BYTES:(i + 1) * _VECTOR_BYTES])
+             for i, c in enumerate(art.chunks)),
+        )
+        self.next_library += 1
+        self.next_chunk += len(art.chunks)
+
+    def finish(self, meta: dict[str, str]) -> None:
+        conn = self.conn
+        conn.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
+        conn.execute("COMMIT")
+        # One rebuild + optimize: the index's b-trees depend only on the content, not on how it arrived.
+        conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')")
+        conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")
+        conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('integrity-check')")
+        conn.execute(f"PRAGMA user_version = {int(S.SCHEMA_VERSION)}")
+        conn.execute("VACUUM")
+        conn.execute("PRAGMA journal_mode = DELETE")  # what readers get; never WAL
+        problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+        if problems != ["ok"]:
+            raise ConsolidateError(f"{self.path}: integrity_check failed ({'; '.join(problems[:5])}). "
+                                   "Nothing was replaced; report this with the consolidate log.")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+# ── reading rows back (for --base and pull) ──────────────────────────────────
+
+
+def library_from_db(conn: sqlite3.Connection, key: str, where: Path) -> Artifact | None:
+    """The artifact the db's rows for `key` came from, verified against its stored meta; None when absent."""
+    row = conn.execute("SELECT id, meta_json, vector FROM libraries WHERE key = ?", (key,)).fetchone()
+    if row is None:
+        return None
+    lib, meta_json, library_vector = row
+    chunks, vectors = [], []
+    for url, heading_path, ordinal, text, tokens, vector in conn.execute(
+            "SELECT url, heading_path, ordinal, text, tokens, vector FROM chunks WHERE library = ? "
+            "ORDER BY ordinal", (lib,)):
+        chunks.append({"url": url, "heading_path": json.loads(heading_path), "ordinal": ordinal,
+                       "text": text, "tokens": tokens})
+        vectors.append(vector)
+    blobs = {META_FILE: meta_json.encode(), CHUNKS_FILE: chunks_bytes(chunks),
+             VECTORS_FILE: b"".join(vectors), LIBRARY_FILE: library_vector}
+    return parse_blobs(where, blobs, expected_key=key, expected_pin_id=pin_id())
+
+
+class _Base:
+    """An older deadzone.db whose verified rows stand in for artifacts with the same key."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn = S.open_checked(path)
+
+    def library(self, key: str, log: Callable[[str], None]) -> Artifact | None:
+        try:
+            return library_from_db(self.conn, key, self.path)
+        except (ArtifactError, sqlite3.DatabaseError, ValueError) as exc:
+            log(f"consolidate: base db rows for {key} are unusable ({exc}); reading the artifact instead")
+            return None
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+# ── up-to-date check and file helpers ────────────────────────────────────────
+
+
+def db_is_current(db_path: Path, slots: list[Slot], artifacts_dir: Path | None = None) -> bool:
+    """True when `db_path` was consolidated from exactly these slot keys with this pin and is intact.
+
+    Decided from the files (manifest.json, the db's sha256), never from doit's dep file. With
+    `artifacts_dir`, a slot the db lacks whose artifact has since appeared also makes it stale.
+    """
+    db_path = Path(db_path)
+    try:
+        manifest = json.loads(manifest_path(db_path).read_text(encoding="utf-8"))
+        entries = manifest["slots"]
+        if (manifest.get("embedder_pin_id") != pin_id() or manifest.get("schema_version") != S.SCHEMA_VERSION
+                or manifest.get("db") != db_path.name):
+            return False
+        if sorted(e["key"] for e in entries) != sorted(slot_key(s) for s in slots):
+            return False
+        if sha256_path(db_path).read_text() != f"{manifest['sha256']}  {db_path.name}\n":
+            return False
+        if _sha256_file(db_path) != manifest["sha256"]:
+            return False
+        if artifacts_dir is not None:
+            for e in entries:
+                if e["status"] != "ok" and artifact_is_current(Path(artifacts_dir) / e["slug"], e["key"]):
+                    return False
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return True
+
+
+class DbIsCurrent:
+    """doit `uptodate` check for the consolidate task (picklable; `doit info` prints the repr)."""
+
+    def __init__(self, db_path: Path, slots: Iterable[Slot], artifacts_dir: Path | None = None) -> None:
+        self.db_path = Path(db_path)
+        self.slots = list(slots)
+        self.artifacts_dir = Path(artifacts_dir) if artifacts_dir is not None else None
+
+    def __call__(self, task: Any = None, values: Any = None) -> bool:
+        return db_is_current(self.db_path, self.slots, self.artifacts_dir)
+
+    def __repr__(self) -> str:
+        return (f"DbIsCurrent({str(self.db_path)!r}, {len(self.slots)} slots): up to date when "
+                f"{manifest_path(self.db_path)} records exactly these slot keys and the current embedder pin, "
+                "and the db matches its sha256")
+
+
+def _sha256_file(path: Path, fsync: bool = False) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+        if fsync:  # the db was built with synchronous=OFF: make it durable before the rename
+            os.fsync(fh.fileno())
+    return digest.hexdigest()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(6)}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

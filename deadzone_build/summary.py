@@ -1,0 +1,162 @@
+"""What a build did, per slot: the table the workflow writes to `$GITHUB_STEP_SUMMARY`.
+
+A slot's status is one of
+
+    scraped   a job fetched, chunked and embedded it this run
+    cached    a job restored it from `actions/cache` (no scrape)
+    reused    `deadzone-build pull` rebuilt it from the released db (no job)
+    failed    it has no current artifact: its job failed, or it is missing from the db
+
+Where a slot came from is known from the plan (`plan.json`), corrected by the status files the
+matrix jobs leave (`status/<slug>.json`, `record_slot_status`): the plan predicts, the job knows.
+Failure comes from the manifest `consolidate` writes beside the db.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .errors import DeadzoneError
+
+STATUSES = ("scraped", "cached", "reused", "failed")
+PLAN_SOURCE_STATUS = {"release": "reused", "cache": "cached", "scrape": "scraped"}
+MANIFEST_OK = frozenset({"ok", "built", "current", "included", "scraped", "cached", "reused"})
+MAX_URLS_SHOWN = 5  # per cell; the rest is counted, the full list is in manifest.json
+
+
+def manifest_slots(manifest: Mapping[str, Any] | list[Any]) -> list[dict[str, Any]]:
+    """The per-slot records of a manifest (`{"slots": [...]}` or a bare list)."""
+    slots = manifest.get("slots") if isinstance(manifest, Mapping) else manifest
+    if not isinstance(slots, list) or not all(isinstance(s, dict) and s.get("slug") for s in slots):
+        raise DeadzoneError("the manifest has no `slots` list of records with a `slug`. Pass the "
+                            "manifest.json written by `deadzone-build consolidate`.")
+    return slots
+
+
+def slot_status(record: Mapping[str, Any], sources: Mapping[str, str]) -> str:
+    """scraped / cached / reused / failed for one manifest record."""
+    if str(record.get("status", "ok")).lower() not in MANIFEST_OK:
+        return "failed"
+    source = sources.get(record["slug"], "scraped")
+    return source if source in STATUSES else "scraped"
+
+
+def dropped_urls(record: Mapping[str, Any]) -> list[str]:
+    """The URLs a slot dropped: `dropped` as URLs or {url, reason} records."""
+    dropped = record.get("dropped") or []
+    return [d.get("url", "") if isinstance(d, dict) else str(d) for d in dropped]
+
+
+def summary_rows(manifest: Mapping[str, Any] | list[Any], *, sources: Mapping[str, str]) -> list[dict[str, Any]]:
+    """One row per manifest slot, failed ones first (then manifest order)."""
+    rows = []
+    for record in manifest_slots(manifest):
+        counts = record.get("counts") or {}
+        rows.append({
+            "lib_id": record.get("lib_id", ""), "version": record.get("version", ""),
+            "slug": record["slug"], "status": slot_status(record, sources),
+            "chunks": int(counts.get("chunks", record.get("chunks", 0)) or 0),
+            "dropped": dropped_urls(record),
+            "reason": str(record.get("reason") or record.get("error") or ""),
+        })
+    return sorted(rows, key=lambda row: row["status"] != "failed")
+
+
+def status_counts(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    counts = dict.fromkeys(STATUSES, 0)
+    for row in rows:
+        counts[row["status"]] += 1
+    return counts
+
+
+def summary_markdown(manifest: Mapping[str, Any] | list[Any], *, sources: Mapping[str, str]) -> str:
+    """A markdown table: lib, version, status, chunks, dropped URLs; failures on top."""
+    rows = summary_rows(manifest, sources=sources)
+    counts = status_counts(rows)
+    tally = " · ".join(f"{counts[s]} {s}" for s in STATUSES)
+    lines = [
+        "### deadzone.db build",
+        "",
+        f"**{len(rows)} slot{'s' if len(rows) != 1 else ''}**: {tally}",
+        "",
+        "| lib | version | status | chunks | dropped URLs |",
+        "| --- | --- | --- | ---: | --- |",
+    ]
+    for row in rows:
+        status = f"**failed**: {row['reason']}" if row["status"] == "failed" and row["reason"] else row["status"]
+        status = "**failed**" if status == "failed" else status
+        cells = [row["lib_id"], row["version"] or "—", status, str(row["chunks"]), _urls_cell(row["dropped"])]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def summary_json(manifest: Mapping[str, Any] | list[Any], *, sources: Mapping[str, str]) -> dict[str, Any]:
+    rows = summary_rows(manifest, sources=sources)
+    return {"counts": status_counts(rows), "slots": rows}
+
+
+def _urls_cell(urls: list[str]) -> str:
+    if not urls:
+        return "—"
+    shown = "<br>".join(urls[:MAX_URLS_SHOWN])
+    more = f"<br>… and {len(urls) - MAX_URLS_SHOWN} more" if len(urls) > MAX_URLS_SHOWN else ""
+    return f"{len(urls)}: {shown}{more}"
+
+
+def _cell(text: str) -> str:
+    """Keep a cell on one line and its pipes from ending it."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+# ── sources: the plan, then the matrix jobs' status files ───────────────────
+
+
+def sources_from_plan(plan: Mapping[str, Any]) -> dict[str, str]:
+    """slug → reused / cached / scraped, as `deadzone-build plan --json` predicted."""
+    slots = plan.get("slots")
+    if not isinstance(slots, list):
+        raise DeadzoneError("the plan has no `slots` list. Pass the plan.json written by "
+                            "`deadzone-build plan --out plan.json`.")
+    return {s["slug"]: PLAN_SOURCE_STATUS.get(s.get("source", ""), "scraped") for s in slots}
+
+
+def job_status(outcome: str, cache_hit: str) -> str:
+    """A matrix job's status from its scrape step's outcome and the cache restore's `cache-hit`.
+
+    `cache-hit` is "" on a miss (NOTES.md), so only the exact text "true" means cached."""
+    if outcome != "success":
+        return "failed"
+    return "cached" if cache_hit == "true" else "scraped"
+
+
+def record_slot_status(status_dir: str | Path, slug: str, *, outcome: str, cache_hit: str) -> str:
+    """Write `status_dir/<slug>.json` for the consolidate job; returns the status."""
+    if not slug or "/" in slug or "\\" in slug or slug.startswith("."):
+        raise DeadzoneError(f"`{slug}` is not a slot slug. Pass the matrix entry's `slug`.")
+    status = job_status(outcome, cache_hit)
+    directory = Path(status_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    record = {"slug": slug, "status": status, "outcome": outcome, "cache_hit": cache_hit == "true"}
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{slug}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(record, handle, sort_keys=True)
+        handle.write("\n")
+    os.replace(tmp, directory / f"{slug}.json")
+    return status
+
+
+def read_slot_statuses(status_dir: str | Path) -> dict[str, str]:
+    """slug → status from every `<slug>.json` the matrix jobs uploaded (none: empty)."""
+    statuses = {}
+    for path in sorted(Path(status_dir).glob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            statuses[str(record["slug"])] = str(record["status"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise DeadzoneError(f"{path}: not a slot status file. Delete it; the matrix job that "
+                                "wrote it should be rerun.") from None
+    return statuses
