@@ -21,6 +21,12 @@ COMMAND_MODULES = (
     "explain",
     "plan",
     "summary",
+    "release",
+    "fetch-release",
+    "consolidate",
+    "search",
+    "libs",
+    "pull",
 )
 
 

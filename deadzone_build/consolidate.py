@@ -32,6 +32,8 @@ from .registry import Slot
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
 _VECTOR_BYTES = DIMENSION * 4
+BUILD_CACHE_KB = 256 * 1024  # page cache while building: the FTS rebuild touches pages all over the file
+FTS_BUILD_HASH_BYTES = 256 * 1024 * 1024  # FTS5 flushes a segment whenever its term hash outgrows this
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,7 @@ class _DbWriter:
         self.conn.execute(f"PRAGMA page_size = {S.PAGE_SIZE}")
         self.conn.execute("PRAGMA journal_mode = OFF")
         self.conn.execute("PRAGMA synchronous = OFF")
+        self.conn.execute(f"PRAGMA cache_size = -{BUILD_CACHE_KB}")
         self.conn.executescript(S.TABLES_DDL)
         self.conn.execute("BEGIN")
         self.next_library = 1
@@ -250,12 +253,17 @@ class _DbWriter:
         conn = self.conn
         conn.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
         conn.execute("COMMIT")
-        # One rebuild + optimize: the index's b-trees depend only on the content, not on how it arrived.
+        # One rebuild from the content table: the index depends only on the content, not on how it
+        # arrived. A hash table big enough for the whole index makes it one segment (fast queries, no
+        # merges, no free pages); past that, optimize merges the segments and VACUUM drops the freed pages.
+        conn.execute("INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('hashsize', ?)", (FTS_BUILD_HASH_BYTES,))
         conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')")
-        conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")
-        conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('integrity-check')")
+        if conn.execute("SELECT count(DISTINCT segid) FROM chunks_fts_idx").fetchone()[0] > 1:
+            conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")
+        conn.execute("DELETE FROM chunks_fts_config WHERE k = 'hashsize'")  # a build setting, not the db's
         conn.execute(f"PRAGMA user_version = {int(S.SCHEMA_VERSION)}")
-        conn.execute("VACUUM")
+        if conn.execute("PRAGMA freelist_count").fetchone()[0]:
+            conn.execute("VACUUM")
         conn.execute("PRAGMA journal_mode = DELETE")  # what readers get; never WAL
         problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
         if problems != ["ok"]:
@@ -269,8 +277,8 @@ class _DbWriter:
 # ── reading rows back (for --base and pull) ──────────────────────────────────
 
 
-def library_from_db(conn: sqlite3.Connection, key: str, where: Path) -> Artifact | None:
-    """The artifact the db's rows for `key` came from, verified against its stored meta; None when absent."""
+def library_blobs(conn: sqlite3.Connection, key: str) -> dict[str, bytes] | None:
+    """The four files of the artifact the db's rows for `key` came from (unverified); None when absent."""
     row = conn.execute("SELECT id, meta_json, vector FROM libraries WHERE key = ?", (key,)).fetchone()
     if row is None:
         return None
@@ -282,8 +290,15 @@ def library_from_db(conn: sqlite3.Connection, key: str, where: Path) -> Artifact
         chunks.append({"url": url, "heading_path": json.loads(heading_path), "ordinal": ordinal,
                        "text": text, "tokens": tokens})
         vectors.append(vector)
-    blobs = {META_FILE: meta_json.encode(), CHUNKS_FILE: chunks_bytes(chunks),
-             VECTORS_FILE: b"".join(vectors), LIBRARY_FILE: library_vector}
+    return {META_FILE: meta_json.encode(), CHUNKS_FILE: chunks_bytes(chunks),
+            VECTORS_FILE: b"".join(vectors), LIBRARY_FILE: library_vector}
+
+
+def library_from_db(conn: sqlite3.Connection, key: str, where: Path) -> Artifact | None:
+    """The artifact the db's rows for `key` came from, verified against its stored meta; None when absent."""
+    blobs = library_blobs(conn, key)
+    if blobs is None:
+        return None
     return parse_blobs(where, blobs, expected_key=key, expected_pin_id=pin_id())
 
 

@@ -14,18 +14,19 @@ exception built here contains it (and `_redact` scrubs it should GitHub ever ech
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import re
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Mapping, TypeVar
+from urllib.parse import quote, urlencode
 
 import httpx2
-from fastcore.xtras import obj2dict
-from fasttransport.errors import APIError
 from ghapi.core import GhApi
 
 from .errors import ReleaseError
@@ -39,6 +40,8 @@ _REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 _URI_TEMPLATE = re.compile(r"\{[^{}]*\}$")
 _CHUNK = 1 << 20
 _PAGE = 100
+TIMEOUT = 60.0  # seconds per connect/read/write, not per transfer: a large upload may take longer
+API_VERSION = "2022-11-28"
 
 T = TypeVar("T")
 Log = Callable[[str], None]
@@ -142,16 +145,15 @@ class _Failure:
 
     @classmethod
     def of(cls, exc: BaseException) -> "_Failure | None":
-        response = getattr(exc, "response", None)
-        if isinstance(exc, (APIError, httpx2.HTTPStatusError)) and response is not None:
+        if isinstance(exc, httpx2.HTTPStatusError):
+            response = exc.response
             try:
                 body: Any = response.json()
-            except (ValueError, httpx2.ResponseNotRead):
-                body = getattr(response, "text", "")
+            except ValueError:
+                body = response.text
             return cls(response.status_code, {k.lower(): v for k, v in response.headers.items()}, body, "")
-        transport = exc.raw if isinstance(exc, APIError) else exc
-        if isinstance(transport, httpx2.TransportError):  # refused, reset, timed out
-            return cls(None, {}, None, type(transport).__name__)
+        if isinstance(exc, httpx2.TransportError):  # refused, reset, timed out
+            return cls(None, {}, None, type(exc).__name__)
         return None
 
     @property
@@ -176,20 +178,28 @@ class _Failure:
 # ── the client ───────────────────────────────────────────────────────────────
 
 
+@lru_cache(maxsize=1)
+def shared_api() -> GhApi:
+    """One GhApi per process. Building one turns GitHub's whole OpenAPI description (~1,200
+    operations) into functions, ~0.3 s; calling full URLs, with the token in each request's
+    headers, lets one instance serve every repository, host and token. Its transport keeps one
+    httpx client (and its connections) instead of opening a new one per request."""
+    api = GhApi(authenticate=False, sync=True, timeout=TIMEOUT)
+    api.transport.retries = 0  # one retry loop (ours), sleeping through the injected clock
+    api.transport.client = httpx2.Client(timeout=TIMEOUT, follow_redirects=True)
+    return api
+
+
 class GitHubClient:
     """The Releases endpoints deadzone-build uses, for one repository."""
 
     def __init__(self, repo: str, *, token: str | None, api_url: str, log: Log = lambda s: None,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
-                 policy: RetryPolicy = RetryPolicy(), timeout: float = 60.0) -> None:
-        owner, name = resolve_repo(repo).split("/")
-        self.repo, self.api_url, self.log, self.sleep, self.clock, self.policy = (
-            repo, api_url.rstrip("/"), log, sleep, clock, policy)
+                 policy: RetryPolicy = RetryPolicy()) -> None:
+        self.repo = resolve_repo(repo)
+        self.api_url, self.log, self.sleep, self.clock, self.policy = api_url.rstrip("/"), log, sleep, clock, policy
         self._token = token
-        self.api = GhApi(owner=owner, repo=name, token=token, gh_host=self.api_url,
-                         authenticate=bool(token), sync=True, timeout=timeout)
-        self.api.transport.retries = 0  # one retry loop (ours), sleeping through the injected clock
-        self.timeout = timeout
+        self.api = shared_api()
 
     def __repr__(self) -> str:  # never show the token
         return f"GitHubClient({self.repo!r}, api_url={self.api_url!r}, token={'set' if self._token else 'unset'})"
@@ -202,11 +212,10 @@ class GitHubClient:
         GET /releases/tags/{tag} never returns drafts (their tag does not exist yet), so a
         draft is found by listing releases, as GitHub's docs advise.
         """
-        url = f"{self._repo_url}/releases/tags/{tag}"
-        found = self._retrying("GET", url, lambda: self.api.repos.get_release_by_tag(tag), missing_ok=True)
+        found = self._call("GET", f"{self._repo_url}/releases/tags/{quote(tag, safe='/')}", missing_ok=True)
         if found is not None:
-            return _plain(found)
-        drafts = [r for r in self._releases() if r.get("tag_name") == tag and r.get("draft")]
+            return found
+        drafts = [r for r in self._pages(f"{self._repo_url}/releases") if r.get("tag_name") == tag and r.get("draft")]
         if len(drafts) > 1:
             ids = ", ".join(str(r["id"]) for r in drafts)
             raise ReleaseError(f"{self.repo} has {len(drafts)} draft releases for tag {tag} (ids {ids}); "
@@ -215,33 +224,22 @@ class GitHubClient:
 
     def latest_release(self) -> dict[str, Any] | None:
         """The latest published (non-draft, non-prerelease) release, or None."""
-        url = f"{self._repo_url}/releases/latest"
-        found = self._retrying("GET", url, lambda: self.api.repos.get_latest_release(), missing_ok=True)
-        return None if found is None else _plain(found)
+        return self._call("GET", f"{self._repo_url}/releases/latest", missing_ok=True)
 
     def create_release(self, tag: str, *, draft: bool) -> dict[str, Any]:
         """Create the release for `tag`. A retry first looks for it: the failed POST may have landed."""
-        url = f"{self._repo_url}/releases"
-        return _plain(self._retrying(
-            "POST", url, lambda: self.api.repos.create_release(tag_name=tag, name=tag, draft=draft),
-            before_retry=lambda: self.release_by_tag(tag)))
+        return self._call("POST", f"{self._repo_url}/releases", body={"tag_name": tag, "name": tag, "draft": draft},
+                          before_retry=lambda: self.release_by_tag(tag))
 
     def publish_release(self, release_id: int) -> dict[str, Any]:
         """Turn a draft into a published release (GitHub creates the tag if it is missing)."""
-        url = f"{self._repo_url}/releases/{release_id}"
-        return _plain(self._retrying("PATCH", url, lambda: self.api.repos.update_release(release_id, draft=False)))
-
-    def _releases(self) -> list[dict[str, Any]]:
-        url = f"{self._repo_url}/releases"
-        return self._pages("GET", url, lambda page: self.api.repos.list_releases(per_page=_PAGE, page=page))
+        return self._call("PATCH", f"{self._repo_url}/releases/{release_id}", body={"draft": False})
 
     # assets ------------------------------------------------------------------
 
     def list_assets(self, release_id: int) -> list[dict[str, Any]]:
         """Every asset of the release, in every upload state."""
-        url = f"{self._repo_url}/releases/{release_id}/assets"
-        return self._pages("GET", url, lambda page: self.api.repos.list_release_assets(
-            release_id, per_page=_PAGE, page=page))
+        return self._pages(f"{self._repo_url}/releases/{release_id}/assets")
 
     def upload_asset(self, release: Mapping[str, Any], name: str, source: Path | bytes,
                      content_type: str = "application/octet-stream") -> dict[str, Any]:
@@ -253,47 +251,48 @@ class GitHubClient:
         """
         url = _URI_TEMPLATE.sub("", str(release["upload_url"]))
         size = source.stat().st_size if isinstance(source, Path) else len(source)
-        headers = {"Content-Type": content_type, "Content-Length": str(size)}
+        headers = {**self._auth, "Content-Type": content_type, "Content-Length": str(size)}
 
         def post() -> Any:
+            # ghapi's own upload helper is async and reads the file into memory: same endpoint,
+            # through the same transport, streamed.
             with (source.open("rb") if isinstance(source, Path) else io.BytesIO(source)) as body:
                 return self.api.transport.request("POST", url, headers=headers, params={"name": name},
                                                   content=body)
 
         def remove_leftover() -> None:
-            self._delete_named(int(release["id"]), name)
+            for asset in self.list_assets(int(release["id"])):
+                if asset.get("name") == name:
+                    self.delete_asset(int(asset["id"]))
 
         return _plain(self._retrying("POST", f"{url}?name={name}", post, before_retry=remove_leftover))
 
     def delete_asset(self, asset_id: int) -> None:
         """Delete an asset; one already gone (e.g. by a retried DELETE) counts as deleted."""
-        url = f"{self._repo_url}/releases/assets/{asset_id}"
-        self._retrying("DELETE", url, lambda: self.api.repos.delete_release_asset(asset_id), missing_ok=True)
+        self._call("DELETE", f"{self._repo_url}/releases/assets/{asset_id}", missing_ok=True)
 
     def rename_asset(self, asset_id: int, name: str) -> dict[str, Any]:
         """Rename an asset (PATCH name); GitHub refuses (422) when another asset holds `name`."""
-        url = f"{self._repo_url}/releases/assets/{asset_id}"
-        return _plain(self._retrying("PATCH", url, lambda: self.api.repos.update_release_asset(asset_id, name=name)))
+        return self._call("PATCH", f"{self._repo_url}/releases/assets/{asset_id}", body={"name": name})
 
     def download_asset(self, asset: Mapping[str, Any], sink: BinaryIO) -> None:
         """Stream an asset's bytes into `sink` (rewound and truncated before each attempt).
 
         GET on the asset's API URL with Accept: application/octet-stream answers the bytes or a
-        302 to a download URL; an Authorization header is dropped on a redirect to another host.
+        302 to a download URL; httpx drops the Authorization header on a redirect to another host.
         """
         url = str(asset["url"])
+        headers = {**self.api.headers, **self._auth, "Accept": "application/octet-stream"}
 
         def get() -> None:
             sink.seek(0)
             sink.truncate()
-            headers = {**self.api.headers, "Accept": "application/octet-stream"}
-            with httpx2.Client(timeout=self.timeout, follow_redirects=True) as http:
-                with http.stream("GET", url, headers=headers) as response:
-                    if response.is_error:
-                        response.read()
-                        response.raise_for_status()
-                    for chunk in response.iter_bytes(_CHUNK):
-                        sink.write(chunk)
+            with self.api.transport.client.stream("GET", url, headers=headers) as response:
+                if response.is_error:
+                    response.read()
+                    response.raise_for_status()
+                for chunk in response.iter_bytes(_CHUNK):
+                    sink.write(chunk)
 
         self._retrying("GET", url, get)
 
@@ -312,20 +311,27 @@ class GitHubClient:
     def _repo_url(self) -> str:
         return f"{self.api_url}/repos/{self.repo}"
 
-    def _delete_named(self, release_id: int, name: str) -> None:
-        for asset in self.list_assets(release_id):
-            if asset.get("name") == name:
-                self.delete_asset(int(asset["id"]))
+    @property
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"token {self._token}"} if self._token else {}
 
-    def _pages(self, method: str, url: str, call: Callable[[int], Any]) -> list[dict[str, Any]]:
+    def _call(self, method: str, url: str, *, query: dict[str, Any] | None = None, body: Any = None,
+              missing_ok: bool = False, before_retry: Callable[[], Any] | None = None) -> Any:
+        """One JSON call through GhApi (a full URL, so `gh_host` is not used), retried."""
+        shown = f"{url}?{urlencode(query)}" if query else url
+        headers = {**self._auth, "X-GitHub-Api-Version": API_VERSION}
+        result = self._retrying(method, shown, lambda: self.api(url, method, headers=headers, query=query, data=body),
+                                missing_ok=missing_ok, before_retry=before_retry)
+        return None if result is None else _plain(result)
+
+    def _pages(self, url: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
-        page = 1
-        while True:
-            batch = self._retrying(method, f"{url}?page={page}", lambda: call(page))
-            items.extend(_plain(batch))
+        for page in itertools.count(1):
+            batch = self._call("GET", url, query={"per_page": _PAGE, "page": page}) or []
+            items.extend(batch)
             if len(batch) < _PAGE:
                 return items
-            page += 1
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _retrying(self, method: str, url: str, call: Callable[[], T], *, missing_ok: bool = False,
                   before_retry: Callable[[], T | None] | None = None) -> T:
@@ -342,8 +348,8 @@ class GitHubClient:
             delay = self._delay(failure, attempt, method, url)
             if attempt == self.policy.attempts:
                 break
-            self.log(f"GitHub: {method} {url}: {failure.describe()}; retrying in {delay:g}s "
-                     f"(attempt {attempt + 1} of {self.policy.attempts})")
+            self.log(_redact(f"GitHub: {method} {url}: {failure.describe()}; retrying in {delay:g}s "
+                             f"(attempt {attempt + 1} of {self.policy.attempts})", self._token))
             self.sleep(delay)
             if before_retry is not None and (landed := before_retry()) is not None:
                 return landed
@@ -387,5 +393,5 @@ def _redact(text: str, token: str | None) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """ghapi's AttrDict/L into plain dicts and lists."""
-    return json.loads(json.dumps(obj2dict(value)))
+    """ghapi's AttrDict (a dict) and L (an iterable) into plain dicts and lists."""
+    return json.loads(json.dumps(value, default=list))

@@ -272,7 +272,7 @@ class ReleaseOutcome:
 
 def publish(client: GitHubClient, tag: str, assets: Sequence[LocalAsset], *, draft: bool = False,
             log: Log = lambda s: None) -> ReleaseOutcome:
-    """Make release `tag` hold exactly `assets` (see the module docstring for the order)."""
+    """Make release `tag` hold `assets` (other assets are left alone; see the module docstring)."""
     outcome = ReleaseOutcome(client.repo, tag, False, [a.describe() for a in assets])
     release = client.release_by_tag(tag)
     if release is None:
@@ -424,7 +424,8 @@ def fetch_release(*, tag: str = "latest", repo: str | None, out: Path, api_url: 
     digest = _digest(assets[ASSET_DB])
     if digest is not None and digest != expected:
         raise ReleaseError(f"{label} is inconsistent: its {ASSET_DB} has sha256 {digest} but its {ASSET_SHA256} "
-                           f"says {expected} (a publish may be in progress); {out} was left untouched, run again later.")
+                           f"says {expected} (a publish may be in progress); {out} was left untouched, "
+                           f"run again later.")
     log(f"downloading {ASSET_DB} ({assets[ASSET_DB].get('size')} bytes) of {label}")
     _download_verified(client, assets[ASSET_DB], Path(out), expected, label)
     log(f"{out} verified (sha256 {expected})")

@@ -24,8 +24,8 @@ from .errors import DeadzoneError
 
 STATUSES = ("scraped", "cached", "reused", "failed")
 PLAN_SOURCE_STATUS = {"release": "reused", "cache": "cached", "scrape": "scraped"}
-MANIFEST_OK = frozenset({"ok", "built", "current", "included", "scraped", "cached", "reused"})
 MAX_URLS_SHOWN = 5  # per cell; the rest is counted, the full list is in manifest.json
+MAX_REASON = 200  # characters of a failure reason shown in a cell; manifest.json has it whole
 
 
 def manifest_slots(manifest: Mapping[str, Any] | list[Any]) -> list[dict[str, Any]]:
@@ -39,16 +39,22 @@ def manifest_slots(manifest: Mapping[str, Any] | list[Any]) -> list[dict[str, An
 
 def slot_status(record: Mapping[str, Any], sources: Mapping[str, str]) -> str:
     """scraped / cached / reused / failed for one manifest record."""
-    if str(record.get("status", "ok")).lower() not in MANIFEST_OK:
+    if record.get("status", "ok") != "ok":  # consolidate: ok, or missing / stale / corrupt
         return "failed"
     source = sources.get(record["slug"], "scraped")
     return source if source in STATUSES else "scraped"
 
 
 def dropped_urls(record: Mapping[str, Any]) -> list[str]:
-    """The URLs a slot dropped: `dropped` as URLs or {url, reason} records."""
-    dropped = record.get("dropped") or []
-    return [d.get("url", "") if isinstance(d, dict) else str(d) for d in dropped]
+    """The URLs a slot dropped, with their HTTP status when there was one."""
+    urls = []
+    for drop in record.get("dropped") or []:
+        if isinstance(drop, dict):
+            status = drop.get("http_status")
+            urls.append(f"{drop.get('url', '')} ({status})" if status else str(drop.get("url", "")))
+        else:
+            urls.append(str(drop))
+    return urls
 
 
 def summary_rows(manifest: Mapping[str, Any] | list[Any], *, sources: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -59,9 +65,9 @@ def summary_rows(manifest: Mapping[str, Any] | list[Any], *, sources: Mapping[st
         rows.append({
             "lib_id": record.get("lib_id", ""), "version": record.get("version", ""),
             "slug": record["slug"], "status": slot_status(record, sources),
-            "chunks": int(counts.get("chunks", record.get("chunks", 0)) or 0),
+            "chunks": int(counts["chunks"]) if "chunks" in counts else None,
             "dropped": dropped_urls(record),
-            "reason": str(record.get("reason") or record.get("error") or ""),
+            "reason": str(record.get("reason") or ""),
         })
     return sorted(rows, key=lambda row: row["status"] != "failed")
 
@@ -78,18 +84,23 @@ def summary_markdown(manifest: Mapping[str, Any] | list[Any], *, sources: Mappin
     rows = summary_rows(manifest, sources=sources)
     counts = status_counts(rows)
     tally = " · ".join(f"{counts[s]} {s}" for s in STATUSES)
+    note = manifest.get("note") if isinstance(manifest, Mapping) else None
     lines = [
         "### deadzone.db build",
         "",
         f"**{len(rows)} slot{'s' if len(rows) != 1 else ''}**: {tally}",
         "",
+        *([f"> {note}", ""] if note else []),
         "| lib | version | status | chunks | dropped URLs |",
         "| --- | --- | --- | ---: | --- |",
     ]
     for row in rows:
-        status = f"**failed**: {row['reason']}" if row["status"] == "failed" and row["reason"] else row["status"]
-        status = "**failed**" if status == "failed" else status
-        cells = [row["lib_id"], row["version"] or "—", status, str(row["chunks"]), _urls_cell(row["dropped"])]
+        status = row["status"]
+        if status == "failed":
+            reason = row["reason"] if len(row["reason"]) <= MAX_REASON else row["reason"][:MAX_REASON] + "…"
+            status = f"**failed**: {reason}" if reason else "**failed**"
+        chunks = "—" if row["chunks"] is None else str(row["chunks"])
+        cells = [row["lib_id"], row["version"] or "—", status, chunks, _urls_cell(row["dropped"])]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -122,6 +133,19 @@ def sources_from_plan(plan: Mapping[str, Any]) -> dict[str, str]:
         raise DeadzoneError("the plan has no `slots` list. Pass the plan.json written by "
                             "`deadzone-build plan --out plan.json`.")
     return {s["slug"]: PLAN_SOURCE_STATUS.get(s.get("source", ""), "scraped") for s in slots}
+
+
+def manifest_from_plan(plan: Mapping[str, Any], statuses: Mapping[str, str]) -> dict[str, Any]:
+    """A stand-in manifest when consolidate wrote none (it writes nothing when it fails): every
+    planned slot, failed when its job says so, without counts."""
+    slots = []
+    for row in plan.get("slots") or []:
+        failed = statuses.get(row["slug"]) == "failed"
+        slots.append({**{k: row.get(k, "") for k in ("lib_id", "version", "slug", "key")},
+                      "status": "failed" if failed else "ok",
+                      "reason": "its scrape job failed" if failed else ""})
+    return {"slots": slots, "note": "consolidate wrote no manifest.json (see its log for why): this table "
+                                    "comes from the plan and the matrix jobs' status files."}
 
 
 def job_status(outcome: str, cache_hit: str) -> str:

@@ -31,3 +31,4 @@ def _no_ambient_config(monkeypatch: pytest.MonkeyPatch) -> None:
 from fx_artifacts import *  # noqa
 from fx_docserver import *  # noqa
 from fx_ci import *  # noqa
+from fx_fakegithub import *  # noqa

@@ -7,9 +7,12 @@ version), `fake_artifacts` (those slots written to `artifacts_dir`).
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
+import blake3
 import numpy as np
 import pytest
 
@@ -91,3 +94,60 @@ def fake_artifacts(artifacts_dir: Path, fake_slots: list[Slot]) -> Path:
     for i, slot in enumerate(fake_slots):
         write_fake_artifact(artifacts_dir, slot, n_chunks=5 + i)
     return artifacts_dir
+
+
+# ── text artifacts with a stand-in embedder (search tests) ───────────────────
+
+
+class HashEmbedder:
+    """A small deterministic stand-in for the model: the normalised sum of one fixed random unit vector
+    per lower-cased word. Texts sharing words are close; `overrides` pins chosen texts to given vectors
+    (to test the vector side alone, with no word in common)."""
+
+    def __init__(self, overrides: dict[str, np.ndarray] | None = None) -> None:
+        self.overrides = overrides or {}
+        self.calls = 0
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.calls += 1
+        return np.stack([self._one(t) for t in texts]).astype(np.float32)
+
+    def _one(self, text: str) -> np.ndarray:
+        if text in self.overrides:
+            return np.asarray(self.overrides[text], dtype=np.float32)
+        total = np.zeros(DIMENSION, dtype=np.float64)
+        for word in re.findall(r"\w+", text.lower()):
+            seed = int.from_bytes(blake3.blake3(word.encode()).digest()[:8], "little")
+            total += np.random.default_rng(seed).standard_normal(DIMENSION)
+        if not total.any():
+            total[0] = 1.0
+        return (total / np.linalg.norm(total)).astype(np.float32)
+
+
+def write_text_artifact(artifacts_dir: Path, slot: Slot, sections: list[tuple[list[str], str]],
+                        embedder: Any) -> Path:
+    """An artifact whose chunks are `sections` ((heading_path, text) pairs) embedded by `embedder`."""
+    chunks = [{"url": slot.urls[i % len(slot.urls)], "heading_path": list(h), "ordinal": i, "text": t,
+               "tokens": len(t.split()) + 2} for i, (h, t) in enumerate(sections)]
+    vectors = embedder.embed([" > ".join(c["heading_path"]) + "\n" + c["text"] for c in chunks])
+    library_vector = embedder.embed([f"{slot.lib_id.replace('/', ' ')} {slot.description}"])[0]
+    return write_artifact(artifacts_dir, slot, key=slot_key(slot), key_inputs=key_inputs(slot), pin_id=pin_id(),
+                          chunks=chunks, vectors=vectors, library_vector=library_vector,
+                          url_reports=url_reports(slot, chunks),
+                          counts={"urls": len(slot.urls), "docs_ok": len(slot.urls), "docs_dropped": 0})
+
+
+def registry_yaml(slots: list[Slot]) -> str:
+    """A libraries_sources.yaml whose slots are exactly `slots` (one entry per lib_id)."""
+    by_lib: dict[str, list[Slot]] = {}
+    for slot in slots:
+        by_lib.setdefault(slot.lib_id, []).append(slot)
+    lines = ["libraries:"]
+    for lib_id, group in by_lib.items():
+        first = group[0]
+        lines += [f"  - lib_id: {lib_id}", f"    kind: {first.kind}", f"    description: {json.dumps(first.description)}",
+                  "    urls:", *(f"      - {u}" for u in first.urls)]
+        if first.version:
+            lines.append("    versions:")
+            lines += [f'      "{s.version}":' for s in group]
+    return "\n".join(lines) + "\n"

@@ -185,3 +185,65 @@ def test_cli_plan_that_cannot_fit_writes_no_output(tmp_path, capsys):
 def test_cli_plan_github_needs_a_repository(capsys):
     assert main(["plan", "--registry", str(REGISTRY), "--github"]) == 1
     assert "--repo OWNER/NAME" in capsys.readouterr().err
+
+
+# ── the released db as the base (a fake GitHub Releases API) ───────────────
+
+
+@pytest.fixture
+def releases(monkeypatch):
+    from fx_fakegithub import FAKE_REPO, FAKE_TOKEN, FakeGitHub
+
+    fake = FakeGitHub().start()
+    monkeypatch.setenv("GITHUB_API_URL", fake.api_url)
+    monkeypatch.setenv("GITHUB_TOKEN", FAKE_TOKEN)
+    monkeypatch.setenv("GITHUB_REPOSITORY", FAKE_REPO)
+    yield fake
+    fake.stop()
+
+
+def publish(fake, tag: str, db: Path, *, sha256: str | None = None) -> None:
+    import hashlib
+
+    from deadzone_build.github import GitHubClient
+
+    GitHubClient(fake.repo, token=fake.token, api_url=fake.api_url).create_release(tag, draft=False)
+    data = db.read_bytes()
+    fake.add_asset(tag, "deadzone.db", data)
+    fake.add_asset(tag, "deadzone.db.sha256", f"{sha256 or hashlib.sha256(data).hexdigest()}  deadzone.db\n".encode())
+
+
+def test_cli_plan_fetches_the_latest_release_as_its_base(tmp_path, releases, capsys):
+    slots = load_registry(REGISTRY)
+    publish(releases, "v1", write_db(tmp_path / "released.db", [slot_key(s) for s in slots[2:]]))
+    base, gh_output = tmp_path / "plan" / "deadzone.db", tmp_path / "github_output"
+    assert main(["plan", "--registry", str(REGISTRY), "--fetch-base", "--base-db", str(base),
+                 "--github-output", str(gh_output)]) == 0
+    assert base.read_bytes() == (tmp_path / "released.db").read_bytes()
+    outputs = read_outputs(gh_output)
+    assert (outputs["base_db"], outputs["reused"], outputs["to_scrape"]) == ("true", "18", "2")
+    assert "20 slots: 18 reused" in capsys.readouterr().out
+
+
+def test_cli_plan_without_any_release_plans_every_slot(tmp_path, releases, capsys):
+    base, gh_output = tmp_path / "plan" / "deadzone.db", tmp_path / "github_output"
+    assert main(["plan", "--registry", str(REGISTRY), "--fetch-base", "--base-db", str(base),
+                 "--github-output", str(gh_output)]) == 0
+    outputs = read_outputs(gh_output)
+    assert (outputs["base_db"], outputs["to_scrape"], outputs["has_work"]) == ("false", "20", "true")
+    assert not base.exists()
+    assert "has no published release: every slot is planned" in capsys.readouterr().err
+
+
+def test_cli_plan_refuses_a_release_whose_db_does_not_verify(tmp_path, releases, capsys):
+    publish(releases, "v1", write_db(tmp_path / "released.db", ["deadzone-x-1"]), sha256="0" * 64)
+    base, gh_output = tmp_path / "plan" / "deadzone.db", tmp_path / "github_output"
+    assert main(["plan", "--registry", str(REGISTRY), "--fetch-base", "--base-db", str(base),
+                 "--github-output", str(gh_output)]) == 1
+    assert "sha256" in capsys.readouterr().err
+    assert not base.exists() and not gh_output.exists()  # an outage never turns into a full rebuild
+
+
+def test_fetch_base_needs_a_place_for_the_db(capsys):
+    assert main(["plan", "--registry", str(REGISTRY), "--fetch-base"]) == 1
+    assert "--fetch-base needs --base-db" in capsys.readouterr().err

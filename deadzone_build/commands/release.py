@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from .. import __version__, settings
 from ..release import ReleaseOutcome, release_db
@@ -25,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--registry", metavar="PATH",
                         help="registry the db must be built from (default: $DEADZONE_REGISTRY, else "
                              "./libraries_sources.yaml)")
-    parser.add_argument("--draft", action="store_true", help="leave a new release as a draft")
+    parser.add_argument("--draft", action="store_true",
+                        help="keep the release a draft (an already published one stays published)")
     parser.add_argument("--dry-run", action="store_true", help="run the checks, show what would be uploaded")
     parser.add_argument("--allow-missing", action="store_true",
                         help="publish even if some registry slots have no artifact in the db")

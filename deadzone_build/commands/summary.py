@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DeadzoneError
-from ..summary import read_slot_statuses, record_slot_status, sources_from_plan, summary_json, summary_markdown
+from ..summary import (manifest_from_plan, read_slot_statuses, record_slot_status, sources_from_plan, summary_json,
+                       summary_markdown)
 
 NAME = "summary"
 HELP = ("Print what a build did per slot (scraped / cached / reused / failed, chunks, dropped URLs) "
@@ -18,7 +19,8 @@ EXAMPLE = ("deadzone-build summary --manifest manifest.json --plan plan.json --s
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--manifest", metavar="PATH", help="manifest.json written by consolidate")
+    parser.add_argument("--manifest", metavar="PATH",
+                        help="manifest.json written by consolidate (when absent, --plan stands in for it)")
     parser.add_argument("--plan", metavar="PATH", help="plan.json from `deadzone-build plan --out` (where slots came from)")
     parser.add_argument("--status-dir", metavar="DIR",
                         help="status files of the matrix jobs (<slug>.json); they override the plan")
@@ -36,11 +38,14 @@ def run(args: argparse.Namespace) -> int:
     if not args.manifest:
         raise DeadzoneError("summary needs --manifest manifest.json (written by `doit consolidate`), "
                             "or --record SLUG to write a job's status.")
-    manifest = _read_json(Path(args.manifest), "manifest", "run `doit consolidate` first")
-    sources = sources_from_plan(_read_json(Path(args.plan), "plan", "write it with `deadzone-build plan --out`")) \
-        if args.plan else {}
-    if args.status_dir:
-        sources.update(read_slot_statuses(args.status_dir))
+    plan = _read_json(Path(args.plan), "plan", "write it with `deadzone-build plan --out`") if args.plan else None
+    sources = sources_from_plan(plan) if plan is not None else {}
+    statuses = read_slot_statuses(args.status_dir) if args.status_dir else {}
+    sources.update(statuses)
+    if plan is not None and not Path(args.manifest).exists():
+        manifest = manifest_from_plan(plan, statuses)  # consolidate failed: still say what happened
+    else:
+        manifest = _read_json(Path(args.manifest), "manifest", "run `doit consolidate` first")
     if args.format == "json":
         print(json.dumps(summary_json(manifest, sources=sources), indent=1, ensure_ascii=False))
     else:

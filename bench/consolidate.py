@@ -1,0 +1,214 @@
+"""Benchmark: consolidate 250 synthetic libraries / 100,000 chunks, then search the db.
+
+    /tmp/venv/bin/python bench/consolidate.py [--libraries 250] [--chunks 100000] [--queries 300]
+
+Artifacts are generated with the real `write_artifact` (random unit vectors, ~150-word texts drawn
+from a Zipf vocabulary so FTS sees realistic posting lists). Each measured build runs in its own
+child process so its peak RSS is its own. Baselines, measured in the same run on the same data:
+
+  consolidate  a naive writer: one INSERT per row into chunks and into the FTS table, a commit per
+               library, default journal and sync, no VACUUM (what a first version usually does)
+  search       FTS-only BM25 (one SQLite query, no embedding side): the floor a hybrid search adds to
+
+Goals (issue 6): consolidate < 10 s and < 1 GB peak RSS; search p95 < 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from deadzone_build.artifact import DIMENSION, read_artifact, write_artifact  # noqa: E402
+from deadzone_build.keys import key_inputs, registry_digest, slot_key  # noqa: E402
+from deadzone_build.pin import pin_id  # noqa: E402
+from deadzone_build.registry import Slot, slug_for  # noqa: E402
+
+VOCABULARY = 20_000
+WORDS_PER_CHUNK = 150
+
+
+def make_slots(n: int) -> list[Slot]:
+    slots = []
+    for i in range(n):
+        lib_id = f"/org{i % 37}/lib{i}"
+        version = f"{i % 3}.0" if i % 5 == 0 else ""
+        slots.append(Slot(lib_id=lib_id, version=version, kind="github-md", ref="",
+                          urls=tuple(f"https://raw.githubusercontent.com{lib_id}/main/doc{j}.md" for j in range(8)),
+                          description=f"Synthetic library number {i} for the consolidate benchmark.",
+                          slug=slug_for(lib_id, version)))
+    return slots
+
+
+def words(rng: np.random.Generator, n: int) -> list[str]:
+    ids = np.minimum(rng.zipf(1.15, size=n), VOCABULARY)
+    return [f"w{x}" if x % 7 else f"api_call_{x}" for x in ids]
+
+
+def generate(artifacts: Path, slots: list[Slot], total_chunks: int) -> None:
+    per_lib = total_chunks // len(slots)
+    for i, slot in enumerate(slots):
+        rng = np.random.default_rng(i)
+        vectors = rng.standard_normal((per_lib, DIMENSION)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        library_vector = vectors.mean(axis=0)
+        library_vector /= np.linalg.norm(library_vector)
+        chunks = [{"url": slot.urls[j % len(slot.urls)], "heading_path": [f"Lib {i}", f"Section {j // 4}"],
+                   "ordinal": j, "text": " ".join(words(rng, WORDS_PER_CHUNK)), "tokens": 200} for j in range(per_lib)]
+        reports = [{"url": u, "status": "ok", "http_status": 200, "bytes": 1000, "sha256": "0" * 64,
+                    "chunks": per_lib // len(slot.urls), "reason": ""} for u in slot.urls]
+        write_artifact(artifacts, slot, key=slot_key(slot), key_inputs=key_inputs(slot), pin_id=pin_id(),
+                       chunks=chunks, vectors=vectors, library_vector=library_vector, url_reports=reports,
+                       counts={"urls": 8, "docs_ok": 8, "docs_dropped": 0})
+
+
+# ── the two builds, each run in a child process (see main) ───────────────────
+
+
+def build_ours(artifacts: Path, db: Path, slots: list[Slot]) -> None:
+    from deadzone_build.consolidate import consolidate
+
+    consolidate(slots=slots, artifacts_dir=artifacts, db_path=db, registry_digest=registry_digest(slots))
+
+
+def build_naive(artifacts: Path, db: Path, slots: list[Slot]) -> None:
+    from deadzone_build.dbschema import TABLES_DDL
+
+    conn = sqlite3.connect(db)
+    conn.executescript(TABLES_DDL)
+    next_chunk = 1
+    for lib, slot in enumerate(slots, start=1):
+        art = read_artifact(artifacts / slot.slug, expected_key=slot_key(slot))
+        conn.execute("INSERT INTO libraries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                     (lib, slot.lib_id, slot.version, slot.slug, art.key, slot.kind, slot.ref, slot.description,
+                      len(art.chunks), 0, 0, 0, next_chunk, art.library_vector.tobytes(), json.dumps(art.meta)))
+        for i, c in enumerate(art.chunks):
+            conn.execute("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?)",
+                         (next_chunk, lib, slot.lib_id, slot.version, c["url"], json.dumps(c["heading_path"]), i,
+                          c["text"], c["tokens"], art.vectors[i].tobytes()))
+            conn.execute("INSERT INTO chunks_fts(rowid, text, heading_path) VALUES (?,?,?)",
+                         (next_chunk, c["text"], json.dumps(c["heading_path"])))
+            next_chunk += 1
+        conn.commit()
+    conn.close()
+
+
+def child(which: str, artifacts: str, db: str, n_libraries: int) -> None:
+    slots = make_slots(n_libraries)
+    start = time.perf_counter()
+    (build_ours if which == "ours" else build_naive)(Path(artifacts), Path(db), slots)
+    print(json.dumps({"seconds": time.perf_counter() - start}))
+
+
+def run_child(which: str, artifacts: Path, db: Path, n_libraries: int) -> tuple[float, float]:
+    """(seconds, peak RSS in MB) of one build in a fresh process."""
+    proc = subprocess.Popen([sys.executable, __file__, "--child", which, str(artifacts), str(db), str(n_libraries)],
+                            stdout=subprocess.PIPE, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise SystemExit(f"{which} build failed")
+    return json.loads(out)["seconds"], usage.ru_maxrss / 1024
+
+
+# ── search ───────────────────────────────────────────────────────────────────
+
+
+class RandomQueryEmbedder:
+    """Stands in for the model: a fixed random unit vector per query text (we time search, not MiniLM)."""
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        rows = []
+        for text in texts:
+            v = np.random.default_rng(abs(hash(text)) % 2**32).standard_normal(DIMENSION).astype(np.float32)
+            rows.append(v / np.linalg.norm(v))
+        return np.stack(rows)
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    q = statistics.quantiles(samples, n=100)
+    return q[49] * 1000, q[94] * 1000
+
+
+def bench_search(db: Path, slots: list[Slot], n_queries: int) -> dict[str, float]:
+    from deadzone_build.search import fts_query, open_index, search
+
+    rng = np.random.default_rng(99)
+    queries = [" ".join(words(rng, int(rng.integers(1, 5)))) for _ in range(n_queries)]
+    libs = [slots[int(rng.integers(len(slots)))] if i % 3 == 0 else None for i in range(n_queries)]
+    embedder = RandomQueryEmbedder()
+    start = time.perf_counter()
+    open_index(db)
+    load = time.perf_counter() - start
+    hybrid, fts_only = [], []
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    for query, slot in zip(queries, libs):
+        lib = None if slot is None else slot.lib_id
+        t = time.perf_counter()
+        search(db, query, embedder=embedder, lib=lib, version=None if slot is None else slot.version, limit=10)
+        hybrid.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        sql = "SELECT c.id, c.text FROM chunks_fts f JOIN chunks c ON c.id = f.rowid WHERE chunks_fts MATCH ?"
+        args: tuple = (fts_query(query),)
+        if lib is not None:
+            sql += " AND c.lib_id = ?"
+            args += (lib,)
+        conn.execute(sql + " ORDER BY rank LIMIT 10", args).fetchall()
+        fts_only.append(time.perf_counter() - t)
+    conn.close()
+    (h50, h95), (f50, f95) = percentiles(hybrid), percentiles(fts_only)
+    return {"load_s": load, "p50": h50, "p95": h95, "fts_p50": f50, "fts_p95": f95}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--libraries", type=int, default=250)
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (default: a temp dir, removed)")
+    args = parser.parse_args()
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="dz-bench-"))
+    try:
+        slots = make_slots(args.libraries)
+        artifacts = work / "artifacts"
+        t = time.perf_counter()
+        if not all((artifacts / s.slug / "meta.json").exists() for s in slots):
+            generate(artifacts, slots, args.chunks)
+        print(f"generated {args.libraries} artifacts / {args.chunks} chunks in {time.perf_counter() - t:.1f} s")
+        ours_s, ours_mb = run_child("ours", artifacts, work / "ours" / "deadzone.db", args.libraries)
+        (work / "naive").mkdir(exist_ok=True)
+        (work / "naive" / "deadzone.db").unlink(missing_ok=True)
+        naive_s, naive_mb = run_child("naive", artifacts, work / "naive" / "deadzone.db", args.libraries)
+        db = work / "ours" / "deadzone.db"
+        size = db.stat().st_size / 2**20
+        print(f"consolidate: {ours_s:.2f} s, peak RSS {ours_mb:.0f} MB, db {size:.0f} MB  "
+              f"(naive row-by-row: {naive_s:.2f} s, {naive_mb:.0f} MB; time ratio {ours_s / naive_s:.2f}x)  "
+              f"goal < 10 s, < 1024 MB")
+        s = bench_search(db, slots, args.queries)
+        print(f"search ({args.queries} queries, 1/3 filtered by library, limit 10): p50 {s['p50']:.1f} ms, "
+              f"p95 {s['p95']:.1f} ms  (FTS-only baseline p50 {s['fts_p50']:.1f} ms, p95 {s['fts_p95']:.1f} ms; "
+              f"p95 ratio {s['p95'] / s['fts_p95']:.2f}x)  goal p95 < 100 ms; first query loads vectors in "
+              f"{s['load_s']:.2f} s")
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    else:
+        main()

@@ -1,0 +1,476 @@
+"""Heading-aware chunking that fits the embedder's window, counted with the model's tokenizer.
+
+    section_texts(markdown)        [(heading path, section text)] in document order
+    chunk_markdown(markdown, url)  [Chunk], ordinals 0..n-1, each ≤ max_tokens word pieces
+
+A *section* is the text under a heading (markdown-it-py decides what is a heading: a `#` in a
+fence of any length or `~~~` is code), up to the next heading, without its leading and
+trailing blank lines; the text before the first heading has the empty path. A heading's path
+is its ancestors' titles and its own (H1 > H2 > H3 ...). Chunks never cross sections.
+
+**Recoverability.** A section's chunks are consecutive, exact slices of its text that cover
+it: `"".join(c.text for c in chunks_of_section) == section_text`. The whitespace between two
+pieces (a blank line, a newline, a space) stays at the end of the first piece.
+
+**Fit.** `chunk.tokens == count_tokens([embedding_text(chunk)])[0] <= max_tokens`, where
+`embedding_text` prepends the heading path. A section that fits is one chunk. A longer one is
+cut at top-level block boundaries (paragraph, list, fence, table), then at lines (a fence's
+lines stay together unless the fence alone does not fit), then sentences, then words, then —
+for one over-long word — characters. Only pieces that still do not fit are cut further; the
+pieces are then grouped into as few chunks as possible, preferring cuts at stronger
+boundaries, avoiding fragments under `min_tokens` when a merge fits, then balancing sizes.
+
+**Speed.** Pieces are counted in one `count_tokens` batch per level per document, and every
+planned chunk once more in one batch to record its exact count. BERT word pieces add up across
+whitespace, so the plan is almost always right the first time; a chunk that still does not fit
+(a counter that does not add up) is cut again and recounted.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import re
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from markdown_it import MarkdownIt
+
+from . import model_files
+from .clean import code_line_ranges, markdown_tokens
+
+CountTokens = Callable[[list[str]], list[int]]
+PATH_SEPARATOR = " > "
+
+# Cut strengths, strongest first: the plan prefers cutting where the number is low.
+BLOCK, BLANK_LINE, LINE, CODE_LINE, SENTENCE, WORD, CHARACTER = range(7)
+# Levels at which an over-long piece is cut, in order.
+_LEVELS = ("blocks", "lines", "code_lines", "sentences", "words", "characters")
+# Whitespace as BERT's normaliser sees it (controls such as \x1c or \x85 are deleted, not spaces):
+# sentence and word cuts fall only where the tokenizer also splits, so counts add up.
+_WS = "[ \t\n\r\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*" + _WS + "+(?=[^" + _WS[1:] + ")")
+_WORD_START = re.compile("(?<=" + _WS + ")[^" + _WS[1:])
+
+
+@dataclass(frozen=True)
+class Chunk:
+    url: str
+    heading_path: tuple[str, ...]
+    ordinal: int
+    text: str
+    tokens: int
+
+
+def embedding_text(chunk: Chunk) -> str:
+    """What the embedder reads: `A > B > C`, a blank line, then the text (just the text without a path)."""
+    return _embedding_text(chunk.heading_path, chunk.text)
+
+
+def _embedding_text(path: tuple[str, ...], text: str) -> str:
+    return f"{PATH_SEPARATOR.join(path)}\n\n{text}" if path else text
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class _Section:
+    path: tuple[str, ...]
+    text: str
+    block_starts: tuple[int, ...]  # offsets in text where a top-level block starts (0 excluded)
+    line_cuts: tuple[int, ...]  # offsets in text where a line starts (0 excluded), sorted
+    line_kinds: tuple[int, ...]  # BLANK_LINE / LINE / CODE_LINE for each of line_cuts
+
+
+def section_texts(markdown: str) -> list[tuple[tuple[str, ...], str]]:
+    """(heading path, text) of every section of `markdown`, in order; a text may be ""."""
+    return [(s.path, s.text) for s in _sections(markdown)]
+
+
+def _sections(markdown: str) -> list[_Section]:
+    markdown = markdown.replace("\r\n", "\n").replace("\r", "\n")  # markdown-it counts lines so
+    tokens = markdown_tokens(markdown)
+    lines = markdown.split("\n")
+    starts = _line_starts(lines)
+    in_code = _code_lines(markdown, tokens, len(lines))
+    block_lines = sorted({t.map[0] for t in tokens if t.level == 0 and t.map and t.nesting >= 0})
+    sections: list[_Section] = []
+    stack: list[tuple[int, str]] = []
+    body_start = 0
+    for start, end, level, title in _headings(tokens):
+        sections.append(_section(stack, lines, starts, in_code, block_lines, body_start, start))
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        stack.append((level, title))
+        body_start = end
+    sections.append(_section(stack, lines, starts, in_code, block_lines, body_start, len(lines)))
+    return sections
+
+
+def _section(stack: list[tuple[int, str]], lines: list[str], starts: list[int], in_code: list[bool],
+             block_lines: list[int], first: int, last: int) -> _Section:
+    while first < last and not lines[first].strip():
+        first += 1
+    while last > first and not lines[last - 1].strip():
+        last -= 1
+    path = tuple(title for _, title in stack if title)
+    if first >= last:
+        return _Section(path, "", (), (), ())
+    base = starts[first]
+    text = "\n".join(lines[first:last])
+    blocks = tuple(starts[n] - base for n in block_lines[bisect.bisect_right(block_lines, first):
+                                                          bisect.bisect_left(block_lines, last)])
+    cuts = tuple(starts[n] - base for n in range(first + 1, last))
+    kinds = tuple(CODE_LINE if in_code[n] else BLANK_LINE if not lines[n - 1].strip() else LINE
+                  for n in range(first + 1, last))
+    return _Section(path, text, blocks, cuts, kinds)
+
+
+def _code_lines(markdown: str, tokens: list, count: int) -> list[bool]:
+    """Per line: True when a cut just before it would fall inside a code block."""
+    flags = [False] * count
+    for start, end in code_line_ranges(markdown, tokens):
+        for n in range(start + 1, min(end, count)):
+            flags[n] = True
+    return flags
+
+
+def _line_starts(lines: list[str]) -> list[int]:
+    starts, offset = [], 0
+    for line in lines:
+        starts.append(offset)
+        offset += len(line) + 1
+    return starts
+
+
+def _headings(tokens: list) -> list[tuple[int, int, int, str]]:
+    """(first line, end line, level, title) of every top-level heading."""
+    found = []
+    for i, token in enumerate(tokens):
+        if token.type == "heading_open" and token.level == 0 and token.map:
+            found.append((token.map[0], token.map[1], int(token.tag[1:]), heading_title(tokens[i + 1].content)))
+    return found
+
+
+_INLINE = MarkdownIt("commonmark", {"html": True})
+
+
+def heading_title(source: str) -> str:
+    """A heading's text as a reader sees it: markup dropped, `code` kept in backticks."""
+    if not any(c in source for c in "*_`[]<>!&\\"):
+        return " ".join(source.split())
+    parts: list[str] = []
+    inline = _INLINE.parseInline(source)[0]
+    for child in inline.children or []:
+        if child.type in ("text", "image"):
+            parts.append(child.content)
+        elif child.type == "code_inline":
+            parts.append(f"{child.markup}{child.content}{child.markup}")
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+    return " ".join("".join(parts).split())
+
+
+# --------------------------------------------------------------------------- chunking
+
+
+def chunk_markdown(markdown: str, url: str, *, max_tokens: int = model_files.MAX_SEQ_LENGTH,
+                   count_tokens: CountTokens = model_files.count_tokens,
+                   min_tokens: int = 48) -> list[Chunk]:
+    """The chunks of one document, in order, ordinals 0..n-1 (the caller renumbers per slot)."""
+    sections = [s for s in _sections(markdown) if s.text.strip()]
+    if not sections:
+        return []
+    if count_tokens is model_files.count_tokens:
+        counter: _Counter = _OffsetCounter(count_tokens, model_files.load_tokenizer(truncate=False))
+    else:
+        counter = _Counter(count_tokens)
+    planner = _Planner(sections, max_tokens, min_tokens, counter)
+    return [Chunk(url=url, heading_path=path, ordinal=n, text=text, tokens=tokens)
+            for n, (path, text, tokens) in enumerate(planner.chunks())]
+
+
+@dataclass
+class _Atom:
+    start: int
+    end: int
+    pieces: int  # word pieces of text[start:end] alone, without [CLS]/[SEP]
+    level: int  # index in _LEVELS of the cut that made it
+
+
+class _Counter:
+    """Counts through any `count_tokens`: every piece and every planned chunk is counted."""
+
+    def __init__(self, count_tokens: CountTokens) -> None:
+        self.count = count_tokens
+        self.empty = count_tokens([""])[0]  # what the counter adds to any text: [CLS] and [SEP]
+
+    def whole(self, sections: list[_Section], overhead: list[int]) -> list[int]:
+        """Exact tokens of each section's embedding text."""
+        return self.count([_embedding_text(s.path, s.text) for s in sections])
+
+    def pieces(self, spans: list[tuple[_Section, int, int, int]]) -> list[int]:
+        """Word pieces of each span's text alone."""
+        return [c - self.empty for c in self.count([sec.text[s:e] for sec, s, e, _ in spans])]
+
+    def known_tokens(self, overhead: int, group: list[_Atom]) -> int | None:
+        """Exact tokens of a planned chunk when they follow from its atoms, else None."""
+        return None
+
+
+class _OffsetCounter(_Counter):
+    """The model's own tokenizer, once per section: a piece's count is read off the offsets.
+
+    BERT's normaliser works per character and its pre-tokenizer splits at whitespace, so the
+    word pieces of a slice cut at whitespace are exactly the section's tokens that start in
+    it, and a chunk's count is its heading path's count plus its pieces. Only cuts inside a
+    word (the character level) break that; those pieces and chunks are counted for real.
+    """
+
+    def __init__(self, count_tokens: CountTokens, tokenizer: object) -> None:
+        super().__init__(count_tokens)
+        self.tokenizer = tokenizer
+        self.starts: dict[int, list[int]] = {}
+        self.encodings: list = []
+        self.index: dict[int, int] = {}
+
+    def whole(self, sections: list[_Section], overhead: list[int]) -> list[int]:
+        self.encodings = self.tokenizer.encode_batch([s.text for s in sections], add_special_tokens=False)
+        self.index = {id(s): n for n, s in enumerate(sections)}
+        return [o + len(e) for o, e in zip(overhead, self.encodings)]
+
+    def pieces(self, spans: list[tuple[_Section, int, int, int]]) -> list[int]:
+        counts: list[int | None] = []
+        inside_words = []
+        for n, (section, start, end, level) in enumerate(spans):
+            if _LEVELS[min(level, len(_LEVELS) - 1)] == "characters":
+                counts.append(None)
+                inside_words.append(n)
+            else:
+                starts = self._starts(section)
+                counts.append(bisect.bisect_left(starts, end) - bisect.bisect_left(starts, start))
+        if inside_words:
+            real = super().pieces([spans[n] for n in inside_words])
+            for n, c in zip(inside_words, real):
+                counts[n] = c
+        return counts  # type: ignore[return-value]
+
+    def _starts(self, section: _Section) -> list[int]:
+        key = self.index[id(section)]
+        if key not in self.starts:
+            self.starts[key] = [start for start, _ in self.encodings[key].offsets]
+        return self.starts[key]
+
+    def known_tokens(self, overhead: int, group: list[_Atom]) -> int | None:
+        if any(_LEVELS[min(a.level, len(_LEVELS) - 1)] == "characters" for a in group):
+            return None
+        return overhead + sum(a.pieces for a in group)
+
+
+class _Planner:
+    """Plans and counts the chunks of one document's sections."""
+
+    def __init__(self, sections: list[_Section], max_tokens: int, min_tokens: int,
+                 counter: _Counter) -> None:
+        self.counter = counter
+        self.count = counter.count
+        self.max_tokens = max_tokens
+        self.min_tokens = min_tokens
+        unique = sorted({s.path for s in sections if s.path})
+        path_cost = dict(zip(unique, self.count([PATH_SEPARATOR.join(p) for p in unique])))
+        fitted = {p: self._fit_path(p, path_cost[p]) for p in unique}
+        self.sections = [
+            _Section(fitted[s.path][0], s.text, s.block_starts, s.line_cuts, s.line_kinds)
+            if s.path else s for s in sections
+        ]
+        self.overhead = [fitted[s.path][1] if s.path else counter.empty for s in sections]
+        self.budget = [max_tokens - o for o in self.overhead]
+        self.cut_strength: list[dict[int, int]] = [{} for _ in sections]
+
+    def _fit_path(self, path: tuple[str, ...], cost: int) -> tuple[tuple[str, ...], int]:
+        """A heading path that leaves at least half the window to the text.
+
+        Outer headings go first, then the innermost title is shortened: an absurdly long
+        path must not starve (or overflow) every chunk under it.
+        """
+        limit = self.max_tokens // 2
+        while cost > limit and len(path) > 1:
+            path = path[1:]
+            cost = self.count([PATH_SEPARATOR.join(path)])[0]
+        title = path[-1]
+        while cost > limit and len(title) > 1:
+            title = title[: len(title) // 2]
+            cost = self.count([title])[0]
+        return path[:-1] + (title,), cost
+
+    # ---- the whole document
+
+    def chunks(self) -> list[tuple[tuple[str, ...], str, int]]:
+        whole = self.counter.whole(self.sections, self.overhead)
+        planned: list[list[tuple[int, int, int]]] = [[] for _ in self.sections]
+        oversized = []
+        for i, (section, tokens) in enumerate(zip(self.sections, whole)):
+            if tokens <= self.max_tokens:
+                planned[i] = [(0, len(section.text), tokens)]
+            else:
+                oversized.append((i, tokens - self.overhead[i]))
+        atoms = self._atoms(oversized)
+        plans = {i: self._plan(i, atoms[i]) for i, _ in oversized}
+        for i, spans in self._verify(plans).items():
+            planned[i] = spans
+        return [(self.sections[i].path, self.sections[i].text[s:e], tokens)
+                for i, spans in enumerate(planned) for s, e, tokens in spans]
+
+    # ---- cutting over-long pieces into atoms that fit
+
+    def _atoms(self, oversized: list[tuple[int, int]]) -> dict[int, list[_Atom]]:
+        atoms: dict[int, list[_Atom]] = {i: [] for i, _ in oversized}
+        pending: list[tuple[int, int, int, int]] = []
+        for i, pieces in oversized:
+            pending.extend(self._cut(i, 0, len(self.sections[i].text), 0, pieces))
+        while pending:  # one count_tokens batch per level
+            counts = self.counter.pieces([(self.sections[i], s, e, level) for i, s, e, level in pending])
+            deeper = []
+            for (i, s, e, level), pieces in zip(pending, counts):
+                if pieces <= self.budget[i] or level >= len(_LEVELS):
+                    atoms[i].append(_Atom(s, e, pieces, level))
+                else:
+                    deeper.extend(self._cut(i, s, e, level, pieces))
+            pending = deeper
+        for found in atoms.values():
+            found.sort(key=lambda a: a.start)
+        return atoms
+
+    def _cut(self, i: int, start: int, end: int, level: int, pieces: int) -> list[tuple[int, int, int, int]]:
+        """Cut text[start:end] at the first level, from `level` on, that yields a cut."""
+        section = self.sections[i]
+        for depth in range(level, len(_LEVELS)):
+            cuts = _keep_nonblank_pieces(section.text, start, end,
+                                         self._cuts(section, start, end, depth, pieces, i))
+            if cuts:
+                self.cut_strength[i].update(cuts)
+                bounds = [start] + [c for c, _ in cuts] + [end]
+                return [(i, a, b, depth) for a, b in zip(bounds, bounds[1:])]
+        return [(i, start, end, len(_LEVELS))]
+
+    def _cuts(self, section: _Section, start: int, end: int, depth: int, pieces: int,
+              i: int) -> list[tuple[int, int]]:
+        """(offset, strength) of every cut of `depth` strictly inside text[start:end]."""
+        level = _LEVELS[depth]
+        if level == "blocks":
+            return [(c, BLOCK) for c in _between(section.block_starts, start, end)]
+        if level in ("lines", "code_lines"):
+            lo = bisect.bisect_right(section.line_cuts, start)
+            hi = bisect.bisect_left(section.line_cuts, end)
+            pairs = zip(section.line_cuts[lo:hi], section.line_kinds[lo:hi])
+            return [(c, k) for c, k in pairs if level == "code_lines" or k != CODE_LINE]
+        if level == "sentences":
+            return [(m.end(), SENTENCE) for m in _SENTENCE_END.finditer(section.text, start, end)
+                    if m.end() < end]
+        if level == "words":
+            return [(m.start(), WORD) for m in _WORD_START.finditer(section.text, start, end)
+                    if start < m.start()]
+        parts = max(2, math.ceil(pieces / max(1, self.budget[i] * 3 // 4)))
+        return [(c, CHARACTER) for c in sorted({start + (end - start) * n // parts
+                                                  for n in range(1, parts)}) if start < c < end]
+
+    # ---- grouping atoms into chunks
+
+    def _plan(self, i: int, atoms: list[_Atom]) -> list[list[_Atom]]:
+        """Group consecutive atoms into chunks: fewest chunks, then fewest fragments under
+        min_tokens, then cuts at the strongest boundaries, then the most even sizes."""
+        budget, strength = self.budget[i], self.cut_strength[i]
+        small = self.min_tokens - self.counter.empty
+        n = len(atoms)
+        best: list[tuple[int, int, int, int] | None] = [None] * (n + 1)
+        best[0] = (0, 0, 0, 0)
+        back = [0] * (n + 1)
+        for j in range(1, n + 1):
+            total = 0
+            for k in range(j - 1, -1, -1):
+                total += atoms[k].pieces
+                if total > budget and k < j - 1:
+                    break
+                before = best[k]
+                if before is None:
+                    continue
+                cost = (before[0] + 1, before[1] + (total < small),
+                        before[2] + (strength.get(atoms[k].start, BLOCK) if k else 0),
+                        before[3] + total * total)
+                if best[j] is None or cost < best[j]:
+                    best[j], back[j] = cost, k
+        groups: list[list[_Atom]] = []
+        j = n
+        while j > 0:
+            groups.append(atoms[back[j]:j])
+            j = back[j]
+        return groups[::-1]
+
+    # ---- exact counts
+
+    def _verify(self, plans: dict[int, list[list[_Atom]]]) -> dict[int, list[tuple[int, int, int]]]:
+        """Exact tokens of every planned chunk; a chunk that does not fit after all is cut again."""
+        done: dict[int, list[tuple[int, int, int]]] = {i: [] for i in plans}
+        pending: list[tuple[int, list[_Atom]]] = []
+        for i, groups in plans.items():
+            for group in groups:
+                known = self.counter.known_tokens(self.overhead[i], group)
+                if known is not None and known <= self.max_tokens:
+                    done[i].append((group[0].start, group[-1].end, known))
+                else:
+                    pending.append((i, group))
+        while pending:
+            texts = [_embedding_text(self.sections[i].path,
+                                     self.sections[i].text[g[0].start:g[-1].end]) for i, g in pending]
+            retry = []
+            for (i, group), tokens in zip(pending, self.count(texts)):
+                start, end = group[0].start, group[-1].end
+                halves = [] if tokens <= self.max_tokens else _halves(group, self.sections[i].text)
+                if halves:
+                    retry.extend((i, half) for half in halves)
+                else:  # fits, or one visible character (the path is capped at half the window)
+                    done[i].append((start, end, tokens))
+            pending = retry
+        for spans in done.values():
+            spans.sort()
+        return done
+
+
+def _halves(group: list[_Atom], text: str) -> list[list[_Atom]]:
+    """Two non-blank halves of a chunk that did not fit (by atoms, else by characters), or []."""
+    if len(group) > 1:
+        total, running = sum(a.pieces for a in group), 0
+        for k, atom in enumerate(group[:-1]):
+            running += atom.pieces
+            if running * 2 >= total:
+                return [group[: k + 1], group[k + 1:]]
+        return [group[:-1], group[-1:]]
+    atom = group[0]
+    cuts = _keep_nonblank_pieces(text, atom.start, atom.end, [((atom.start + atom.end) // 2, CHARACTER)])
+    if not cuts:  # the visible text is on one side of the middle: cut after its first character
+        visible = len(text[atom.start:atom.end]) - len(text[atom.start:atom.end].lstrip())
+        cuts = _keep_nonblank_pieces(text, atom.start, atom.end, [(atom.start + visible + 1, CHARACTER)])
+    if not cuts:
+        return []
+    middle, level = cuts[0][0], _LEVELS.index("characters")  # counted for real from now on
+    return [[_Atom(atom.start, middle, atom.pieces // 2, level)],
+            [_Atom(middle, atom.end, atom.pieces - atom.pieces // 2, level)]]
+
+
+def _between(offsets: Sequence[int], start: int, end: int) -> Sequence[int]:
+    return offsets[bisect.bisect_right(offsets, start):bisect.bisect_left(offsets, end)]
+
+
+def _keep_nonblank_pieces(text: str, start: int, end: int,
+                          cuts: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Drop cuts that would leave a whitespace-only piece (it would become an empty chunk)."""
+    kept: list[tuple[int, int]] = []
+    last = start
+    for offset, strength in cuts:
+        if text[last:offset].strip():
+            kept.append((offset, strength))
+            last = offset
+    while kept and not text[kept[-1][0]:end].strip():
+        kept.pop()
+    return kept

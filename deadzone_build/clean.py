@@ -1,0 +1,453 @@
+"""Cleaning fetched documents into the markdown the chunker reads.
+
+    document_markdown(body, kind=, url=)   RST (docutils, see rst.py) or markdown → cleaned markdown
+    clean_markdown(text)                   strip what a reader of the rendered page never sees
+
+Removed, outside code only: YAML (`---`) / TOML (`+++`) front matter (its `title` becomes the
+`# H1` when the body has none, so the heading path keeps the page title), HTML comments, MDX
+`import`/`export` blocks and `{/* */}` comments, JSX-only lines (`<Tabs>`, `</TabItem>`,
+multi-line `<Tabs values={[...]}>`), tag-only HTML lines (`<p align="center">`, `<img ...>`),
+badge images, and runs of blank lines (collapsed to one). A capitalised JSX tag that wraps text
+on one line (`<Info>text</Info>`) is unwrapped, the text kept.
+
+What is code is decided by markdown-it-py, never by a regex: fenced blocks of any length or
+`~~~`, indented code blocks and `<pre>` blocks keep every byte. A fence that CommonMark would
+swallow into an HTML block (`<TabItem value="go">` directly followed by ```` ``` ````, common in
+MDX) is found by re-parsing that block without HTML, so it is kept verbatim too.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from typing import Iterable
+
+import yaml
+from markdown_it import MarkdownIt
+
+from .errors import ScrapeError
+
+MARKDOWN_KIND = "github-md"
+RST_KIND = "github-rst"
+_RST_SUFFIXES = (".rst", ".rest")
+_MARKDOWN_SUFFIXES = (".md", ".mdx", ".markdown")
+
+# One parser for cleaning and chunking, so both agree on what is a fence and what a heading.
+# Block structure only: inline parsing is half of markdown-it's time and neither needs it
+# (the chunker parses heading titles on their own).
+_MD = MarkdownIt("commonmark", {"html": True}).enable("table").disable("inline")
+_MD_NO_HTML = MarkdownIt("commonmark", {"html": False}).enable("table").disable("inline")
+
+
+def markdown_tokens(text: str) -> list:
+    """Block tokens of `text` (markdown-it-py, CommonMark + tables, HTML blocks on); inline
+    tokens keep their source in `.content` and have no children."""
+    return _MD.parse(text)
+
+
+def code_line_ranges(text: str, tokens: list | None = None) -> list[tuple[int, int]]:
+    """Sorted, disjoint [start, end) line ranges of `text` that are code and must not change."""
+    ranges: list[tuple[int, int]] = []
+    for token in tokens if tokens is not None else markdown_tokens(text):
+        if token.map is None:
+            continue
+        start, end = token.map
+        if token.type in ("fence", "code_block"):
+            ranges.append((start, end))
+        elif token.type == "html_block":
+            head = token.content.lstrip()[:5].lower()
+            if head.startswith("<pre"):
+                ranges.append((start, end))
+            elif not head.startswith("<!--"):
+                ranges.extend(_fences_inside_html(token.content, start))
+    return _merge_ranges(ranges)
+
+
+def _fences_inside_html(content: str, offset: int) -> Iterable[tuple[int, int]]:
+    for token in _MD_NO_HTML.parse(content):
+        if token.type in ("fence", "code_block") and token.map is not None:
+            yield token.map[0] + offset, token.map[1] + offset
+
+
+def _merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def document_markdown(body: str, *, kind: str, url: str) -> str:
+    """Cleaned markdown for a fetched document of registry `kind` at `url`.
+
+    The URL's suffix wins when it is unambiguous (`.rst` is RST even under `github-md`, as in
+    Sphinx-MyST trees; `.md`/`.mdx` is markdown even under `github-rst`); otherwise `kind`
+    decides (Django's `.txt` docs are RST under `github-rst`).
+    """
+    if _is_rst(kind, url):
+        from .rst import rst_to_markdown  # docutils is imported only when a slot has RST
+
+        return clean_markdown(rst_to_markdown(body, source=url))
+    if kind not in (MARKDOWN_KIND, RST_KIND):
+        raise ScrapeError(
+            f"{url}: documents of kind {kind!r} cannot be cleaned here (only {MARKDOWN_KIND} and "
+            f"{RST_KIND}). Fetch them with the tool for that kind, or fix the entry's `kind:`."
+        )
+    return clean_markdown(body)
+
+
+def _is_rst(kind: str, url: str) -> bool:
+    path = url.split("?", 1)[0].split("#", 1)[0].lower()
+    if path.endswith(_RST_SUFFIXES):
+        return True
+    if path.endswith(_MARKDOWN_SUFFIXES):
+        return False
+    return kind == RST_KIND
+
+
+def clean_markdown(text: str) -> str:
+    """`text` without front matter, comments, MDX/JSX scaffolding and badges; code untouched.
+
+    Newlines are normalised to `\\n` first (also inside code: a CR is never content). The result
+    has no leading or trailing blank lines and ends with one newline, or is "" when nothing is left.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
+    title, text = split_front_matter(text)
+    lines = text.split("\n")
+    tokens = markdown_tokens(text)
+    out: list[str] = []
+    is_code: list[bool] = []
+    cursor = 0
+    for start, end in code_line_ranges(text, tokens):
+        _append(out, is_code, _clean_prose(lines[cursor:start]), False)
+        _append(out, is_code, lines[start:end], True)
+        cursor = end
+    _append(out, is_code, _clean_prose(lines[cursor:]), False)
+    body = _collapse_blank_lines(out, is_code)
+    if title and not _has_h1(tokens):
+        body = f"# {title}\n\n{body}" if body else f"# {title}\n"
+    return body
+
+
+def _append(out: list[str], is_code: list[bool], lines: list[str], code: bool) -> None:
+    out.extend(lines)
+    is_code.extend([code] * len(lines))
+
+
+def _has_h1(tokens: list) -> bool:
+    return any(t.type == "heading_open" and t.tag == "h1" and t.level == 0 for t in tokens)
+
+
+def _collapse_blank_lines(lines: list[str], is_code: list[bool]) -> str:
+    kept: list[str] = []
+    previous_blank = True  # drops leading blank lines
+    for line, code in zip(lines, is_code):
+        if not code and not line.strip():
+            if not previous_blank:
+                kept.append("")
+            previous_blank = True
+            continue
+        kept.append(line)
+        previous_blank = False
+    while kept and kept[-1] == "":
+        kept.pop()
+    return "\n".join(kept) + "\n" if kept else ""
+
+
+# --------------------------------------------------------------------------- front matter
+
+_YAML_FRONT = re.compile(r"---[ \t]*\n(.*?\n)?(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.S)
+_TOML_FRONT = re.compile(r"\+\+\+[ \t]*\n(.*?\n)?\+\+\+[ \t]*(?:\n|\Z)", re.S)
+
+
+def split_front_matter(text: str) -> tuple[str, str]:
+    """(title or "", text without its leading YAML/TOML front matter)."""
+    for pattern, parse in ((_YAML_FRONT, _yaml_title), (_TOML_FRONT, _toml_title)):
+        match = pattern.match(text)
+        if match:
+            return parse(match.group(1) or ""), text[match.end():]
+    return "", text
+
+
+def _yaml_title(block: str) -> str:
+    try:
+        data = yaml.load(block, Loader=yaml.BaseLoader)  # every scalar a string, no tags run
+    except yaml.YAMLError:
+        return ""
+    return _title_of(data)
+
+
+def _toml_title(block: str) -> str:
+    try:
+        return _title_of(tomllib.loads(block))
+    except tomllib.TOMLDecodeError:
+        return ""
+
+
+def _title_of(data: object) -> str:
+    title = data.get("title") if isinstance(data, dict) else None
+    return " ".join(title.split()) if isinstance(title, str) else ""
+
+
+# --------------------------------------------------------------------------- prose cleaning
+
+
+def _clean_prose(lines: list[str]) -> list[str]:
+    """Clean a run of non-code lines; returns the kept lines (blank ones still there)."""
+    if not lines:
+        return lines
+    text = "\n".join(lines)
+    spans = _code_spans(text)
+    text = _remove_outside_spans(_HTML_COMMENT, text, spans)
+    if "![" in text:
+        text = _remove_badges(text, _code_spans(text))
+    lines = text.split("\n")
+    lines = _drop_esm_blocks(lines)
+    return _drop_jsx(lines)
+
+
+_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(?:(?!\n[ \t]*\n)[^`]|`(?!\1))+?(?<!`)\1(?!`)")
+_HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)
+
+
+def _code_spans(text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in _CODE_SPAN.finditer(text)] if "`" in text else []
+
+
+def _inside(pos: int, spans: list[tuple[int, int]]) -> bool:
+    return any(start <= pos < end for start, end in spans)
+
+
+def _remove_outside_spans(pattern: re.Pattern, text: str, spans: list[tuple[int, int]]) -> str:
+    return pattern.sub(lambda m: m.group(0) if _inside(m.start(), spans) else "", text)
+
+
+# --------------------------------------------------------------------------- badges
+
+_IMAGE = r"!\[[^\]\n]*\]\(\s*<?(?P<{name}>[^)\s>]+)>?(?:\s+(?:\"[^\"\n]*\"|'[^'\n]*'))?\s*\)"
+_LINKED_IMAGE = re.compile(
+    r"\[\s*" + _IMAGE.format(name="src") + r"\s*\]\(\s*[^)\s]*(?:\s+\"[^\"\n]*\")?\s*\)"
+)
+_LONE_IMAGE = re.compile(_IMAGE.format(name="src"))
+BADGE_HOSTS = (
+    "shields.io", "badgen.net", "badge.fury.io", "travis-ci.org", "travis-ci.com", "circleci.com",
+    "codecov.io", "coveralls.io", "ci.appveyor.com", "api.codeclimate.com", "app.codacy.com",
+    "api.codacy.com", "snyk.io", "pepy.tech", "api.netlify.com",
+)
+
+
+def is_badge_url(url: str) -> bool:
+    """A status/version badge: a badge host, or `badge` in the image URL."""
+    lower = url.lower()
+    host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", lower).split("/", 1)[0]
+    return "badge" in lower or any(host == h or host.endswith("." + h) for h in BADGE_HOSTS)
+
+
+def _remove_badges(text: str, spans: list[tuple[int, int]]) -> str:
+    def drop(match: re.Match) -> str:
+        keep = _inside(match.start(), spans) or not is_badge_url(match.group("src"))
+        return match.group(0) if keep else ""
+
+    return _LONE_IMAGE.sub(drop, _LINKED_IMAGE.sub(drop, text))
+
+
+# --------------------------------------------------------------------------- MDX: ESM blocks
+
+_ESM_START = re.compile(
+    r"(?:import\s*(?:['\"]|[\w$*{])|export\s+(?:const|let|var|function|class|default|async|\{|\*))"
+)
+_IMPORT_FROM = re.compile(r"\bfrom\s*['\"][^'\"\n]+['\"]|^import\s*['\"]")
+_CODE_PUNCT = re.compile(r"[=({;]")
+
+
+def _drop_esm_blocks(lines: list[str]) -> list[str]:
+    """Drop MDX `import`/`export` blocks: at column 0, after a blank line, up to the next blank line."""
+    kept: list[str] = []
+    i = 0
+    while i < len(lines):
+        at_block_start = i == 0 or not lines[i - 1].strip()
+        if at_block_start and _ESM_START.match(lines[i]):
+            end = i
+            while end < len(lines) and lines[end].strip():
+                end += 1
+            if _is_esm(lines[i:end]):
+                i = end
+                continue
+        kept.append(lines[i])
+        i += 1
+    return kept
+
+
+def _is_esm(block: list[str]) -> bool:
+    """An ESM statement, not prose that happens to start with "import" or "export"."""
+    joined = "\n".join(block)
+    if block[0].startswith("import"):
+        return bool(_IMPORT_FROM.search(joined))
+    return bool(_CODE_PUNCT.search(block[0]))
+
+
+# --------------------------------------------------------------------------- JSX / HTML tag lines
+
+_TAG_NAME = re.compile(r"[A-Za-z][\w.-]*")
+_ATTR_NAME = re.compile(r"[^\s\"'<>/={}]+")
+_UNQUOTED = re.compile(r"[^\s\"'=<>`]+")
+_MAX_TAG_CHARS = 4000  # a tag longer than this is not scaffolding; bounds the scan
+_TRAILING_JSX_CLOSE = re.compile(r"(?:\s*(?:</[A-Z][\w.-]*\s*>|<[A-Z][\w.-]*\s*/>))+\s*$")
+_MDX_COMMENT = re.compile(r"\{/\*.*?\*/\}", re.S)
+
+
+def _drop_jsx(lines: list[str]) -> list[str]:
+    """Drop lines that hold only tags (JSX or HTML), unwrap text held by capitalised JSX tags."""
+    text = "\n".join(lines)
+    starts = _line_starts(text)
+    kept: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        stripped = line.lstrip()
+        if not stripped.startswith(("<", "{/*")):
+            kept.append(_strip_trailing_jsx(line))
+            i += 1
+            continue
+        pos = starts[i] + len(line) - len(stripped)
+        end, jsx = _scan_tags(text, pos)
+        if end == pos:
+            kept.append(_strip_trailing_jsx(line))
+            i += 1
+            continue
+        last = _line_of(starts, end - 1 if end > pos else pos)
+        rest = text[end:starts[last] + len(lines[last])]
+        if rest.strip() and jsx:
+            indent = line[: len(line) - len(stripped)]
+            kept.append(_strip_trailing_jsx(indent + rest.lstrip()))
+        elif rest.strip():
+            kept.extend(lines[i:last + 1])  # lowercase HTML around text: leave it as written
+        i = last + 1
+    return kept
+
+
+def _strip_trailing_jsx(line: str) -> str:
+    if "</" not in line and "/>" not in line:
+        return line
+    match = _TRAILING_JSX_CLOSE.search(line)
+    return line[: match.start()] if match and line[: match.start()].strip() else line
+
+
+def _line_starts(text: str) -> list[int]:
+    starts = [0]
+    starts.extend(m.end() for m in re.finditer("\n", text))
+    return starts
+
+
+def _line_of(starts: list[int], pos: int) -> int:
+    lo, hi = 0, len(starts) - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if starts[mid] <= pos:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _scan_tags(text: str, pos: int) -> tuple[int, bool]:
+    """End of the run of tags/MDX comments starting at `pos` on one line, and whether any was JSX.
+
+    A tag may span lines (JSX attributes); between tags only spaces and tabs are allowed.
+    Returns (pos, False) when no tag starts at `pos`.
+    """
+    end, jsx = pos, False
+    while True:
+        if text.startswith("{/*", end):
+            match = _MDX_COMMENT.match(text, end)
+            tag_end, is_jsx = (match.end(), True) if match else (-1, False)
+        else:
+            tag_end, is_jsx = _scan_tag(text, end)
+        if tag_end < 0:
+            return end, jsx
+        jsx = jsx or is_jsx
+        end = tag_end
+        while end < len(text) and text[end] in " \t":
+            end += 1
+
+
+def _scan_tag(text: str, i: int) -> tuple[int, bool]:
+    """(end, is_jsx) of the HTML/JSX tag at `i`, or (-1, False)."""
+    if not text.startswith("<", i):
+        return -1, False
+    limit = min(len(text), i + _MAX_TAG_CHARS)
+    j = i + 1
+    closing = text.startswith("/", j)
+    j += closing
+    if text.startswith(">", j):  # a fragment: <> or </>
+        return j + 1, True
+    name = _TAG_NAME.match(text, j)
+    if not name:
+        return -1, False
+    is_jsx = name.group(0)[0].isupper() or "." in name.group(0)
+    j = name.end()
+    while j < limit:
+        ws = j
+        while j < limit and text[j].isspace():
+            j += 1
+        if text.startswith("/>", j) and not closing:
+            return j + 2, is_jsx
+        if text.startswith(">", j):
+            return j + 1, is_jsx
+        if j == ws or closing or j >= limit:
+            return -1, False
+        j = _scan_attribute(text, j, limit)
+        if j < 0:
+            return -1, False
+    return -1, False
+
+
+def _scan_attribute(text: str, j: int, limit: int) -> int:
+    if text[j] == "{":
+        return _match_braces(text, j, limit)
+    name = _ATTR_NAME.match(text, j)
+    if not name:
+        return -1
+    j = name.end()
+    k = j
+    while k < limit and text[k] in " \t":
+        k += 1
+    if not text.startswith("=", k):
+        return j
+    k += 1
+    while k < limit and text[k] in " \t\n":
+        k += 1
+    if k >= limit:
+        return -1
+    if text[k] in "\"'":
+        close = text.find(text[k], k + 1, limit)
+        return close + 1 if close > 0 else -1
+    if text[k] == "{":
+        return _match_braces(text, k, limit)
+    value = _UNQUOTED.match(text, k)
+    return value.end() if value else -1
+
+
+def _match_braces(text: str, j: int, limit: int) -> int:
+    """End of the balanced `{...}` JSX expression at `j` (strings skipped), or -1."""
+    depth = 0
+    while j < limit:
+        ch = text[j]
+        if ch in "\"'`":
+            close = text.find(ch, j + 1, limit)
+            if close < 0:
+                return -1
+            j = close
+        elif ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return j + 1
+        j += 1
+    return -1

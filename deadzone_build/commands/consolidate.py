@@ -1,0 +1,50 @@
+"""`deadzone-build consolidate`: the registry's artifacts → deadzone.db (+ .sha256, manifest.json)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .. import settings
+from ..keys import registry_digest
+from ..registry import load_registry, select_slots
+from .list import add_registry_arguments
+
+NAME = "consolidate"
+HELP = ("Build deadzone.db from the artifacts of the registry's slots (deterministic bytes; "
+        "refuses an empty db and, by default, any missing slot).")
+EXAMPLE = "deadzone-build consolidate --artifacts artifacts --db deadzone.db --max-missing 3"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_registry_arguments(parser)
+    parser.add_argument("--artifacts", metavar="DIR", help="artifacts directory (default: $DEADZONE_ARTIFACTS or ./artifacts)")
+    parser.add_argument("--db", metavar="PATH", help="database to write (default: $DEADZONE_DB or ./deadzone.db)")
+    parser.add_argument("--max-missing", metavar="N", type=int, default=0,
+                        help="build even when up to N slots have no current artifact (default 0, as for a release)")
+    parser.add_argument("--base", metavar="OLD.db", help="reuse the rows of slots whose key OLD.db holds "
+                        "instead of reading their artifacts (same output bytes)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..consolidate import consolidate
+
+    every = load_registry(settings.registry_path(args.registry))
+    slots = select_slots(every, args.lib, args.lib_version)
+    lib_filter = "" if args.lib is None else args.lib + (f"@{args.lib_version}" if args.lib_version else "")
+    log = (lambda line: None) if args.json else (lambda line: print(line, file=sys.stderr))
+    result = consolidate(slots=slots, artifacts_dir=settings.artifacts_dir(args.artifacts),
+                         db_path=settings.db_path(args.db), registry_digest=registry_digest(every),
+                         lib_filter=lib_filter, max_missing=args.max_missing, base_db=args.base, log=log)
+    if args.json:
+        print(json.dumps({"db": str(result.db_path), "sha256": result.sha256, "libraries": result.libraries,
+                          "chunks": result.chunks, "reused": result.reused, "manifest": str(result.manifest_path),
+                          "missing": [m.__dict__ for m in result.missing]}, indent=1))
+        return 0
+    for m in result.missing:
+        print(f"missing {m.label} [{m.status}]: {m.reason}", file=sys.stderr)
+    print(f"{result.db_path}: {result.libraries} libraries, {result.chunks} chunks, "
+          f"{len(result.missing)} missing, sha256 {result.sha256}")
+    return 0

@@ -1,0 +1,40 @@
+"""`deadzone-build pull`: rebuild artifacts from a deadzone.db so doit skips those slots."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .. import settings
+from ..errors import DatabaseError
+from .list import add_registry_arguments, selected_slots
+
+NAME = "pull"
+HELP = "Recreate artifacts/<slug>/ byte for byte for every registry slot whose key the db holds."
+EXAMPLE = "deadzone-build pull --db deadzone.db --artifacts artifacts"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_registry_arguments(parser)
+    parser.add_argument("--db", metavar="PATH", help="database to read (default: $DEADZONE_DB or ./deadzone.db)")
+    parser.add_argument("--artifacts", metavar="DIR", help="artifacts directory (default: $DEADZONE_ARTIFACTS or ./artifacts)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..pull import pull
+
+    log = (lambda line: None) if args.json else (lambda line: print(line, file=sys.stderr))
+    result = pull(settings.db_path(args.db), slots=selected_slots(args),
+                  artifacts_dir=settings.artifacts_dir(args.artifacts), log=log)
+    if args.json:
+        print(json.dumps(result.__dict__, indent=1))
+    else:
+        print(f"pull: {len(result.written)} written, {len(result.current)} already current, "
+              f"{len(result.absent)} not in the db (scrape those), {len(result.failed)} refused")
+    if result.failed:
+        raise DatabaseError("the db's rows for " + ", ".join(result.failed) + " do not verify against their "
+                            "stored meta.json:\n  " + "\n  ".join(result.failed.values()) +
+                            "\nDownload the db again, or scrape those slots.")
+    return 0

