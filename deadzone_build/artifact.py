@@ -64,11 +64,6 @@ class Artifact:
     def key(self) -> str:
         return self.meta["key"]
 
-    def blobs(self) -> dict[str, bytes]:
-        """The exact bytes of the artifact's four files."""
-        return {CHUNKS_FILE: chunks_bytes(self.chunks), VECTORS_FILE: vectors_bytes(self.vectors),
-                LIBRARY_FILE: vectors_bytes(self.library_vector), META_FILE: meta_text(self.meta).encode()}
-
 
 # ── serialisation ────────────────────────────────────────────────────────────
 

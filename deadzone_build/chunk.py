@@ -90,7 +90,8 @@ def section_texts(markdown: str) -> list[tuple[tuple[str, ...], str]]:
 
 def _sections(markdown: str) -> list[_Section]:
     markdown = markdown.replace("\r\n", "\n").replace("\r", "\n")  # markdown-it counts lines so
-    tokens = markdown_tokens(markdown)
+    env: dict = {}
+    tokens = markdown_tokens(markdown, env)
     lines = markdown.split("\n")
     starts = _line_starts(lines)
     in_code = _code_lines(markdown, tokens, len(lines))
@@ -98,7 +99,7 @@ def _sections(markdown: str) -> list[_Section]:
     sections: list[_Section] = []
     stack: list[tuple[int, str]] = []
     body_start = 0
-    for start, end, level, title in _headings(tokens):
+    for start, end, level, title in _headings(tokens, env):
         sections.append(_section(stack, lines, starts, in_code, block_lines, body_start, start))
         while stack and stack[-1][0] >= level:
             stack.pop()
@@ -144,24 +145,26 @@ def _line_starts(lines: list[str]) -> list[int]:
     return starts
 
 
-def _headings(tokens: list) -> list[tuple[int, int, int, str]]:
+def _headings(tokens: list, env: dict) -> list[tuple[int, int, int, str]]:
     """(first line, end line, level, title) of every top-level heading."""
     found = []
     for i, token in enumerate(tokens):
         if token.type == "heading_open" and token.level == 0 and token.map:
-            found.append((token.map[0], token.map[1], int(token.tag[1:]), heading_title(tokens[i + 1].content)))
+            title = heading_title(tokens[i + 1].content, env)
+            found.append((token.map[0], token.map[1], int(token.tag[1:]), title))
     return found
 
 
 _INLINE = MarkdownIt("commonmark", {"html": True})
 
 
-def heading_title(source: str) -> str:
-    """A heading's text as a reader sees it: markup dropped, `code` kept in backticks."""
+def heading_title(source: str, env: dict | None = None) -> str:
+    """A heading's text as a reader sees it: markup dropped, `code` kept in backticks, links
+    (reference links resolved through `env`) reduced to their text."""
     if not any(c in source for c in "*_`[]<>!&\\"):
         return " ".join(source.split())
     parts: list[str] = []
-    inline = _INLINE.parseInline(source)[0]
+    inline = _INLINE.parseInline(source, dict(env or {}))[0]
     for child in inline.children or []:
         if child.type in ("text", "image"):
             parts.append(child.content)
@@ -291,18 +294,17 @@ class _Planner:
     def _fit_path(self, path: tuple[str, ...], cost: int) -> tuple[tuple[str, ...], int]:
         """A heading path that leaves at least half the window to the text.
 
-        Outer headings go first, then the innermost title is shortened: an absurdly long
-        path must not starve (or overflow) every chunk under it.
+        The longest title is shortened first (at a word, marked with "…"), so a page's context
+        survives one absurd heading; only a path of many short titles loses its outer ones.
         """
         limit = self.max_tokens // 2
-        while cost > limit and len(path) > 1:
-            path = path[1:]
+        while cost > limit:
+            shorter = _shorten_path(path)
+            if shorter == path:
+                break
+            path = shorter
             cost = self.count([PATH_SEPARATOR.join(path)])[0]
-        title = path[-1]
-        while cost > limit and len(title) > 1:
-            title = title[: len(title) // 2]
-            cost = self.count([title])[0]
-        return path[:-1] + (title,), cost
+        return path, cost
 
     # ---- the whole document
 
@@ -458,19 +460,39 @@ def _halves(group: list[_Atom], text: str) -> list[list[_Atom]]:
             [_Atom(middle, atom.end, atom.pieces - atom.pieces // 2, level)]]
 
 
+def _shorten_path(path: tuple[str, ...]) -> tuple[str, ...]:
+    longest = max(range(len(path)), key=lambda n: len(path[n]))
+    title = path[longest]
+    if len(title) > 16:
+        cut = title[: len(title) * 2 // 3]
+        if " " in cut[8:]:
+            cut = cut.rsplit(" ", 1)[0]
+        return path[:longest] + (cut.rstrip() + "…",) + path[longest + 1:]
+    if len(path) > 1:
+        return path[1:]
+    return (title[: len(title) // 2],) if len(title) > 1 else path
+
+
 def _between(offsets: Sequence[int], start: int, end: int) -> Sequence[int]:
     return offsets[bisect.bisect_right(offsets, start):bisect.bisect_left(offsets, end)]
 
 
 def _keep_nonblank_pieces(text: str, start: int, end: int,
                           cuts: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Drop cuts that would leave a whitespace-only piece (it would become an empty chunk)."""
+    """The cuts moved so that no piece is whitespace only (it would become an empty chunk).
+
+    Whitespace joins the piece before it: a cut just before a blank line moves to just after it.
+    """
     kept: list[tuple[int, int]] = []
     last = start
     for offset, strength in cuts:
         if text[last:offset].strip():
             kept.append((offset, strength))
-            last = offset
+        elif kept:
+            kept[-1] = (offset, min(kept[-1][1], strength))
+        else:
+            continue  # leading whitespace: it stays with the first piece
+        last = offset
     while kept and not text[kept[-1][0]:end].strip():
         kept.pop()
     return kept

@@ -39,10 +39,11 @@ _MD = MarkdownIt("commonmark", {"html": True}).enable("table").disable("inline")
 _MD_NO_HTML = MarkdownIt("commonmark", {"html": False}).enable("table").disable("inline")
 
 
-def markdown_tokens(text: str) -> list:
+def markdown_tokens(text: str, env: dict | None = None) -> list:
     """Block tokens of `text` (markdown-it-py, CommonMark + tables, HTML blocks on); inline
-    tokens keep their source in `.content` and have no children."""
-    return _MD.parse(text)
+    tokens keep their source in `.content` and have no children. `env` collects the link
+    reference definitions (`env["references"]`)."""
+    return _MD.parse(text, env)
 
 
 def code_line_ranges(text: str, tokens: list | None = None) -> list[tuple[int, int]]:
@@ -120,6 +121,8 @@ def clean_markdown(text: str) -> str:
     title, text = split_front_matter(text)
     lines = text.split("\n")
     tokens = markdown_tokens(text)
+    for start, end in _hidden_line_ranges(tokens):
+        lines[start:end] = [""] * (end - start)
     out: list[str] = []
     is_code: list[bool] = []
     cursor = 0
@@ -132,6 +135,12 @@ def clean_markdown(text: str) -> str:
     if title and not _has_h1(tokens):
         body = f"# {title}\n\n{body}" if body else f"# {title}\n"
     return body
+
+
+def _hidden_line_ranges(tokens: list) -> list[tuple[int, int]]:
+    """`<script>` and `<style>` blocks (VitePress `<script setup>` imports): never shown."""
+    return [tuple(t.map) for t in tokens if t.type == "html_block" and t.map
+            and t.content.lstrip()[:7].lower() in ("<script", "<style>", "<style ")]
 
 
 def _append(out: list[str], is_code: list[bool], lines: list[str], code: bool) -> None:
@@ -297,8 +306,19 @@ _TAG_NAME = re.compile(r"[A-Za-z][\w.-]*")
 _ATTR_NAME = re.compile(r"[^\s\"'<>/={}]+")
 _UNQUOTED = re.compile(r"[^\s\"'=<>`]+")
 _MAX_TAG_CHARS = 4000  # a tag longer than this is not scaffolding; bounds the scan
+# Lowercase tags dropped from tag-only lines. Others (`<url>`, `<integrity-hash>` used as terms
+# in man-page style docs) are words a reader needs, and stay.
+HTML_ELEMENTS = frozenset("""
+a abbr address article aside audio b bdi bdo big blockquote br button caption center cite code col
+colgroup dd del details dfn dialog div dl dt em embed fieldset figcaption figure font footer form
+h1 h2 h3 h4 h5 h6 header hr i iframe img input ins kbd label legend li main mark nav noscript object
+ol p picture pre q s samp section small source span strike strong sub summary sup svg table tbody
+td tfoot th thead time tr tt u ul var video wbr path g
+""".split())
 _TRAILING_JSX_CLOSE = re.compile(r"(?:\s*(?:</[A-Z][\w.-]*\s*>|<[A-Z][\w.-]*\s*/>))+\s*$")
 _MDX_COMMENT = re.compile(r"\{/\*.*?\*/\}", re.S)
+_JSX_PAIR = re.compile(r"<([A-Z][\w.-]*)(?:\s[^<>]*)?>(.*?)</\1\s*>")
+_JSX_SELF_CLOSING = re.compile(r"<[A-Z][\w.-]*(?:\s[^<>]*)?/>")
 
 
 def _drop_jsx(lines: list[str]) -> list[str]:
@@ -315,8 +335,8 @@ def _drop_jsx(lines: list[str]) -> list[str]:
             i += 1
             continue
         pos = starts[i] + len(line) - len(stripped)
-        end, jsx = _scan_tags(text, pos)
-        if end == pos:
+        end, jsx, known = _scan_tags(text, pos)
+        if end == pos or not known:
             kept.append(_strip_trailing_jsx(line))
             i += 1
             continue
@@ -324,7 +344,12 @@ def _drop_jsx(lines: list[str]) -> list[str]:
         rest = text[end:starts[last] + len(lines[last])]
         if rest.strip() and jsx:
             indent = line[: len(line) - len(stripped)]
-            kept.append(_strip_trailing_jsx(indent + rest.lstrip()))
+            if last == i:  # unwrap pairs first: `<Highlight>Widgets</Highlight> render`
+                line = _strip_trailing_jsx(line)
+                end, _, _ = _scan_tags(line, len(indent))
+                rest = line[end:]
+            if rest.strip():
+                kept.append(_strip_trailing_jsx(indent + rest.lstrip()))
         elif rest.strip():
             kept.extend(lines[i:last + 1])  # lowercase HTML around text: leave it as written
         i = last + 1
@@ -332,10 +357,26 @@ def _drop_jsx(lines: list[str]) -> list[str]:
 
 
 def _strip_trailing_jsx(line: str) -> str:
+    """Unwrap inline JSX (`<Highlight>x</Highlight>`, `<Icon />`) and drop a closing tag that
+    ends the line. A lone `<String>` stays: in plain markdown it is a generic (`Vec<String>`)."""
     if "</" not in line and "/>" not in line:
         return line
-    match = _TRAILING_JSX_CLOSE.search(line)
-    return line[: match.start()] if match and line[: match.start()].strip() else line
+    out, last = [], 0
+    for start, end in _code_spans(line):  # never inside a code span
+        out += [_unwrap_jsx(line[last:start]), line[start:end]]
+        last = end
+    out.append(_unwrap_jsx(line[last:]))
+    return "".join(out)
+
+
+def _unwrap_jsx(text: str) -> str:
+    previous = None
+    while previous != text:
+        previous = text
+        text = _JSX_PAIR.sub(r"\2", text)
+    text = _JSX_SELF_CLOSING.sub("", text)
+    match = _TRAILING_JSX_CLOSE.search(text)
+    return text[: match.start()] if match and text[: match.start()].strip() else text
 
 
 def _line_starts(text: str) -> list[int]:
@@ -355,56 +396,58 @@ def _line_of(starts: list[int], pos: int) -> int:
     return lo
 
 
-def _scan_tags(text: str, pos: int) -> tuple[int, bool]:
-    """End of the run of tags/MDX comments starting at `pos` on one line, and whether any was JSX.
+def _scan_tags(text: str, pos: int) -> tuple[int, bool, bool]:
+    """(end, any JSX, all known) for the run of tags/MDX comments starting at `pos`.
 
     A tag may span lines (JSX attributes); between tags only spaces and tabs are allowed.
-    Returns (pos, False) when no tag starts at `pos`.
+    "Known" means JSX, an MDX comment or an HTML element. Returns (pos, False, True) when no
+    tag starts at `pos`.
     """
-    end, jsx = pos, False
+    end, jsx, known = pos, False, True
     while True:
         if text.startswith("{/*", end):
             match = _MDX_COMMENT.match(text, end)
-            tag_end, is_jsx = (match.end(), True) if match else (-1, False)
+            tag_end, name = (match.end(), "") if match else (-1, "")
         else:
-            tag_end, is_jsx = _scan_tag(text, end)
+            tag_end, name = _scan_tag(text, end)
         if tag_end < 0:
-            return end, jsx
+            return end, jsx, known
+        is_jsx = not name or name[0].isupper() or "." in name
         jsx = jsx or is_jsx
+        known = known and (is_jsx or name.lower() in HTML_ELEMENTS)
         end = tag_end
         while end < len(text) and text[end] in " \t":
             end += 1
 
 
-def _scan_tag(text: str, i: int) -> tuple[int, bool]:
-    """(end, is_jsx) of the HTML/JSX tag at `i`, or (-1, False)."""
+def _scan_tag(text: str, i: int) -> tuple[int, str]:
+    """(end, name) of the HTML/JSX tag at `i` ("" for a fragment `<>`), or (-1, "")."""
     if not text.startswith("<", i):
-        return -1, False
+        return -1, ""
     limit = min(len(text), i + _MAX_TAG_CHARS)
     j = i + 1
     closing = text.startswith("/", j)
     j += closing
     if text.startswith(">", j):  # a fragment: <> or </>
-        return j + 1, True
-    name = _TAG_NAME.match(text, j)
-    if not name:
-        return -1, False
-    is_jsx = name.group(0)[0].isupper() or "." in name.group(0)
-    j = name.end()
+        return j + 1, ""
+    match = _TAG_NAME.match(text, j)
+    if not match:
+        return -1, ""
+    name, j = match.group(0), match.end()
     while j < limit:
         ws = j
         while j < limit and text[j].isspace():
             j += 1
         if text.startswith("/>", j) and not closing:
-            return j + 2, is_jsx
+            return j + 2, name
         if text.startswith(">", j):
-            return j + 1, is_jsx
+            return j + 1, name
         if j == ws or closing or j >= limit:
-            return -1, False
+            return -1, ""
         j = _scan_attribute(text, j, limit)
         if j < 0:
-            return -1, False
-    return -1, False
+            return -1, ""
+    return -1, ""
 
 
 def _scan_attribute(text: str, j: int, limit: int) -> int:

@@ -61,6 +61,13 @@ class ConsolidateResult:
     def manifest_path(self) -> Path:
         return manifest_path(self.db_path)
 
+    def line(self) -> str:
+        """One line for humans: what was written and what is missing."""
+        gone = f" ({', '.join(m.label for m in self.missing)})" if self.missing else ""
+        return (f"consolidate: {self.db_path}: {self.libraries} libraries, {self.chunks} chunks, "
+                f"{len(self.missing)} missing{gone}, {len(self.reused)} reused from the base db; "
+                f"sha256 {self.sha256}")
+
 
 def sha256_path(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".sha256")
@@ -104,8 +111,6 @@ def consolidate(*, slots: list[Slot], artifacts_dir: Path, db_path: Path, regist
     manifest = _manifest(db_path, digest, slots, records, missing, registry_digest, lib_filter, built_at)
     _write_atomic(manifest_path(db_path), (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode())
     chunks = sum(r["counts"].get("chunks", 0) for r in records.values())
-    log(f"consolidate: {db_path}: {len(records)} libraries, {chunks} chunks, {len(missing)} missing, "
-        f"{len(reused)} reused from the base db")
     return ConsolidateResult(db_path=db_path, sha256=digest, libraries=len(records), chunks=chunks,
                              missing=missing, reused=reused)
 

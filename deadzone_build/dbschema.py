@@ -5,8 +5,8 @@
     chunks(...)                              one row per chunk, vector as little-endian float32
     chunks_fts                               FTS5 over chunk text and heading path
 
-The consolidate module owns the table definitions; release and search read `meta` through
-`read_meta`.
+`TABLES_DDL` below defines the tables (consolidate creates them); release reads `meta` through
+`read_meta`, search and pull open a db through `open_checked`, which refuses another schema or pin.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def read_meta(db: sqlite3.Connection | str | Path) -> dict[str, str]:
 # stored once (a contentless index would save nothing more and loses snippet()/highlight() for
 # clients), and `rebuild` derives the whole index from the content table in one deterministic pass.
 
-PAGE_SIZE = 4096
+PAGE_SIZE = 16384  # chunk rows (~1 KB text + 1.5 KB vector) pack ~6 to a page; 4096 wastes a third of the file
 FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
 
 TABLES_DDL = f"""

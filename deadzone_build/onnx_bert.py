@@ -149,7 +149,7 @@ def _mask_bias(g: _Graph) -> str:
     return g.op("Mul", [m, g.const("mask_filter", _f32(-10000.0))], "mask_mul")
 
 
-def _attention(g: _Graph, x: str, mask: str, w: Mapping[str, np.ndarray], n: int, shape: BertShape) -> str:
+def _attention(g: _Graph, x: str, mask: str | None, w: Mapping[str, np.ndarray], n: int, shape: BertShape) -> str:
     p, L = f"encoder.layer.{n}.attention.", f"l{n}"
     q = _heads(g, _dense(g, x, w, p + "self.query", f"{L}_q"), f"{L}_q", [0, 2, 1, 3], shape)
     k = _heads(g, _dense(g, x, w, p + "self.key", f"{L}_k"), f"{L}_k", [0, 2, 3, 1], shape)
@@ -157,8 +157,9 @@ def _attention(g: _Graph, x: str, mask: str, w: Mapping[str, np.ndarray], n: int
     scores = g.op("MatMul", [q, k], f"{L}_qk")
     scaled = g.op("Div", [scores, g.const(f"{L}_scale", _f32(np.sqrt(shape.hidden // shape.heads)))],
                   f"{L}_qk_scale")
-    masked = g.op("Add", [scaled, mask], f"{L}_qk_mask")
-    probs = g.op("Softmax", [masked], f"{L}_softmax", axis=-1)
+    if mask is not None:
+        scaled = g.op("Add", [scaled, mask], f"{L}_qk_mask")
+    probs = g.op("Softmax", [scaled], f"{L}_softmax", axis=-1)
     context = g.op("MatMul", [probs, v], f"{L}_context")
     context = g.op("Transpose", [context], f"{L}_context_transpose", perm=[0, 2, 1, 3])
     context = g.op("Reshape", [context, g.const(f"{L}_merge_shape", _i64([0, 0, shape.hidden]))],
@@ -185,11 +186,12 @@ def _feed_forward(g: _Graph, x: str, w: Mapping[str, np.ndarray], n: int, shape:
     return _layer_norm(g, residual, w, p + "output.LayerNorm", f"{L}_ffn_ln", shape.layer_norm_eps)
 
 
-def build_bert_model(weights: Mapping[str, np.ndarray], shape: BertShape = BertShape()) -> onnx.ModelProto:
+def build_bert_model(weights: Mapping[str, np.ndarray], shape: BertShape = BertShape(),
+                     masked: bool = True) -> onnx.ModelProto:
     """The fp32 encoder graph; pure function of the weights and `shape`."""
     g = _Graph()
     x = _embeddings(g, weights, shape.layer_norm_eps)
-    mask = _mask_bias(g)
+    mask = _mask_bias(g) if masked else None
     for n in range(shape.layers):
         x = _feed_forward(g, _attention(g, x, mask, weights, n, shape), weights, n, shape)
     g.nodes.append(helper.make_node("Identity", [x], ["last_hidden_state"], name="output"))
@@ -197,7 +199,7 @@ def build_bert_model(weights: Mapping[str, np.ndarray], shape: BertShape = BertS
     graph = helper.make_graph(
         g.nodes, "all-MiniLM-L6-v2",
         [helper.make_tensor_value_info(n, TensorProto.INT64, dims)
-         for n in ("input_ids", "attention_mask", "token_type_ids")],
+         for n in ("input_ids", "attention_mask", "token_type_ids") if masked or n != "attention_mask"],
         [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, [*dims, shape.hidden])],
         g.initializers,
     )

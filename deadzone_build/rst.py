@@ -371,6 +371,7 @@ _TEXT_ROLES = ("ref", "doc", "term", "numref", "download", "abbr", "dfn", "menus
                "octicon", "fa", "sup-ref", "ticket", "strike", "del", "ins")
 _EXPLICIT_TITLE = re.compile(r"^(.+?)\s*(?<!\x00)<([^<]*?)>$", re.S)
 _CALLABLE_ROLES = ("func", "meth")
+_INVENTORY = re.compile(r"^[A-Za-z_][\w-]*:(?!:)(?=\S)")  # intersphinx `py3:str` shows as `str`
 
 
 def _split_title(text: str) -> tuple[str, str, bool]:
@@ -388,7 +389,7 @@ def _code_role(name: str, rawtext: str, text: str, lineno: int, inliner: object,
     if explicit:
         shown = title
     else:
-        shown = target.lstrip("!")
+        shown = _INVENTORY.sub("", target.lstrip("!"))
         if shown.startswith("~"):
             shown = re.split(r"\.|::", shown[1:])[-1]
         if name.split(":")[-1] in _CALLABLE_ROLES and shown and not shown.endswith(")"):
@@ -429,7 +430,7 @@ _register_sphinx()
 
 # --------------------------------------------------------------------------- writer
 
-_BLOCK_START = re.compile(r"(#|>|[-+*](?:\s|$)|\d{1,9}[.)](?:\s|$)|```|~~~|<|=+\s*$|-{3,}\s*$|_{3,}\s*$|\*{3,}\s*$|\|)")
+_BLOCK_START = re.compile(r"(#|>|\+{3}|[-+*](?:\s|$)|\d{1,9}[.)](?:\s|$)|```|~~~|<|=+\s*$|-{3,}\s*$|_{3,}\s*$|\*{3,}\s*$|\|)")
 _ADMONITIONS = ("attention", "caution", "danger", "error", "hint", "important", "note", "tip",
                 "warning")
 _SKIPPED = (nodes.comment, nodes.substitution_definition, nodes.target, nodes.system_message,
@@ -578,7 +579,7 @@ class _Writer:
     _sidebar = _topic
 
     def _transition(self, node: nodes.Element, depth: int, top: bool) -> list[str]:
-        return ["---"]
+        return ["* * *"]  # not `---`: at the top of a page that would read as front matter
 
     def _footnote(self, node: nodes.Element, depth: int, top: bool) -> list[str]:
         label = next((c.astext() for c in node.children if isinstance(c, nodes.label)), "")

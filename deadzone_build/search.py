@@ -6,6 +6,10 @@
              selected libraries (L2-normalised: dot = cosine), numpy over one in-memory matrix
     fused    score(chunk) = sum over both lists of 1 / (RRF_K + rank), rank from 1
 
+A word held by MAX_RANKED chunks or more of the searched set is left out of the bm25 side (see
+`_affordable_match`): its IDF is near zero and scoring every chunk that holds it would dominate
+the latency; the vector side still sees the whole query.
+
 MiniLM is weak on exact API names and BM25 on paraphrase; RRF needs no score calibration between
 the two. The vector matrix is loaded once per db file (`open_index`) and reused while the file is
 unchanged, so repeated queries cost a matrix-vector product, not a table scan.
@@ -29,6 +33,7 @@ from .errors import SelectionError
 RRF_K = 60
 MIN_DEPTH = 100  # candidates taken from each list before fusion
 MAX_QUERY_TERMS = 32
+MAX_RANKED = 5000  # a phrase matching this many chunks is too common to be worth ranking by bm25
 _WORD = re.compile(r"\w", re.UNICODE)
 _NAME_SPLIT = re.compile(r"[^0-9a-z]+")
 
@@ -72,21 +77,27 @@ class _Library:
     count: int
 
 
-def fts_query(text: str) -> str:
-    """A safe FTS5 MATCH expression: every whitespace-separated word a quoted phrase, OR-ed.
+def fts_phrases(text: str) -> list[str]:
+    """Every whitespace-separated word of `text` as a quoted FTS5 phrase (duplicates dropped).
 
     Quoting makes operators, parentheses, `*`, `:` and stray quotes plain text; `foo.bar(x)`
-    becomes the phrase "foo bar x", which ranks an exact API mention first. "" when nothing is left.
+    becomes the phrase "foo bar x", which ranks an exact API mention first.
     """
-    words = [w for w in text.split() if _WORD.search(w)][:MAX_QUERY_TERMS]
-    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+    words = dict.fromkeys(w for w in text.split() if _WORD.search(w))
+    return ['"' + w.replace('"', '""') + '"' for w in list(words)[:MAX_QUERY_TERMS]]
+
+
+def fts_query(text: str) -> str:
+    """A safe FTS5 MATCH expression: the phrases of `text` OR-ed; "" when nothing is left."""
+    return " OR ".join(fts_phrases(text))
 
 
 class SearchIndex:
     """An open deadzone.db with its vectors in memory; safe to query from several threads."""
 
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: Path, *, max_ranked: int = MAX_RANKED) -> None:
         self.db_path = Path(db_path)
+        self.max_ranked = max_ranked
         self.conn = open_checked(self.db_path)
         self._lock = threading.Lock()  # one sqlite3 connection, shared
         rows = self.conn.execute("SELECT id, lib_id, version, description, first_chunk, chunk_count, vector "
@@ -137,23 +148,51 @@ class SearchIndex:
         top = top[np.lexsort((rows[top], -scores[top]))]
         return [int(r) + 1 for r in rows[top]]
 
+    def keyword_ranking(self, query: str, *, lib: str | None = None, version: str | None = None,
+                        depth: int = MIN_DEPTH) -> list[int]:
+        """chunks.id of the bm25 side alone, best first (what `search` fuses with the vector side)."""
+        return self._keyword_ranking(query, self._select(lib, version), depth)
+
     def _keyword_ranking(self, query: str, libraries: list[_Library], depth: int) -> list[int]:
-        match = fts_query(query)
-        if not match:
+        """Row ids by bm25 (best first), within each selected library's id range."""
+        phrases = fts_phrases(query)
+        if not phrases:
             return []
-        sql = "SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ?"
         if len(libraries) == len(self.libraries):
-            ranges = [None]
+            ranges = [(1, len(self.vectors))]
         else:
             ranges = [(x.first_row + 1, x.first_row + x.count) for x in libraries]
         scored: list[tuple[float, int]] = []
         with self._lock:
-            for bounds in ranges:
-                where = "" if bounds is None else " AND rowid BETWEEN ? AND ?"
-                args = (match,) if bounds is None else (match, *bounds)
-                rows = self.conn.execute(f"{sql}{where} ORDER BY rank LIMIT ?", (*args, depth)).fetchall()
-                scored.extend((score, rowid) for rowid, score in rows)
+            for low, high in ranges:
+                match = self._affordable_match(phrases, low, high)
+                if match:
+                    rows = self.conn.execute(
+                        "SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
+                        "AND rowid BETWEEN ? AND ? ORDER BY rank LIMIT ?", (match, low, high, depth)).fetchall()
+                    scored.extend((score, rowid) for rowid, score in rows)
         return [rowid for _, rowid in sorted(scored)[:depth]]
+
+    def _affordable_match(self, phrases: list[str], low: int, high: int) -> str:
+        """The MATCH expression to rank: phrases found in MAX_RANKED chunks or more are left out.
+
+        FTS5 scores every matching row before sorting (~5 µs each), so a word held by every chunk
+        costs ~0.5 s over 100,000 chunks while its IDF is close to zero. When every phrase is that
+        common, only chunks holding all of them are ranked, if there are few enough.
+        """
+        if high - low + 1 < self.max_ranked:
+            return " OR ".join(phrases)
+        kept = [p for p in phrases if self._matches_at_least(p, low, high) < self.max_ranked]
+        if kept:
+            return " OR ".join(kept)
+        every = " AND ".join(phrases)
+        return every if self._matches_at_least(every, low, high) < self.max_ranked else ""
+
+    def _matches_at_least(self, match: str, low: int, high: int) -> int:
+        """min(number of rows matching, max_ranked): reads rowids only, stops at the cap."""
+        return self.conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid BETWEEN ? AND ? "
+            "LIMIT ?)", (match, low, high, self.max_ranked)).fetchone()[0]
 
     def _hits(self, fused: list[tuple[int, float]]) -> list[Hit]:
         if not fused:

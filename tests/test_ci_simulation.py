@@ -200,7 +200,7 @@ def workflow(tmp_path, docs_server, model_cache_dir):
            "DEADZONE_URL_REWRITE": docs_server.rewrite, "GITHUB_API_URL": github.api_url,
            "GITHUB_TOKEN": FAKE_TOKEN, "GITHUB_REPOSITORY": FAKE_REPO, "PYTHONPATH": str(REPO)}
     flow = Workflow(tmp_path / "ci", env)
-    flow.registry, flow.github = registry, github  # type: ignore[attr-defined]
+    flow.registry, flow.github, flow.docs_server = registry, github, docs_server  # type: ignore[attr-defined]
     yield flow
     github.stop()
 
@@ -262,6 +262,17 @@ def test_two_runs_then_one_edit(workflow):
     assert set(before) == set(after) == set(SLUGS)
     assert [slug for slug in SLUGS if before[slug] != after[slug]] == ["go-chi_chi"]
     assert before["go-chi_chi"][1] == after["go-chi_chi"][1]  # same docs, same chunks: only the entry changed
+
+    # Run 4: chi edited again but its docs are gone: the failed job is recorded, consolidate refuses
+    # a db with a missing slot, the summary still says what happened, and nothing is released.
+    workflow.docs_server.faults.not_found("https://raw.githubusercontent.com/go-chi/chi/v5.2.6/README.md")
+    workflow.registry.write_text(workflow.registry.read_text().replace("ref: v5.2.5", "ref: v5.2.6"))
+    fourth = workflow.run(tag="v2026.1.2")
+    assert [e["slug"] for e in fourth.jobs] == ["go-chi_chi"] and fourth.statuses == {"go-chi_chi": "failed"}
+    assert not fourth.consolidated and not fourth.released
+    assert "go-chi" in fourth.log and "0 scraped · 0 cached · 2 reused · 1 failed" in fourth.summary
+    assert "**failed**: its scrape job failed" in fourth.summary
+    assert workflow.github.count("GET", "/releases/tags/v2026.1.2") == 0  # the release job never ran
 
 
 def seed_cache(workflow: Workflow, slots) -> None:

@@ -161,3 +161,26 @@ def test_cli_refuses_a_bad_db_before_loading_the_model(tmp_path: Path, capsys: p
     assert main(["search", "router", "--db", str(tmp_path / "none.db")]) == 1
     assert "no database there" in capsys.readouterr().err
     assert main(["libs", "router", "--db", str(tmp_path / "none.db"), "--json"]) == 1
+
+
+def test_words_too_common_to_rank_are_left_to_the_vector_side(tmp_path: Path, stand_in: HashEmbedder) -> None:
+    from deadzone_build.search import SearchIndex
+
+    slot = make_slot("/acme/common")
+    sections = [(["Doc", str(i)], f"common filler text number {i}") for i in range(8)]
+    sections.append((["Doc", "rare"], "common words around a rareword"))
+    write_text_artifact(tmp_path / "a", slot, sections, stand_in)
+    db = tmp_path / "common.db"
+    consolidate(slots=[slot], artifacts_dir=tmp_path / "a", db_path=db, registry_digest="d")
+    full = SearchIndex(db)
+    capped = SearchIndex(db, max_ranked=3)
+    try:
+        assert len(full.keyword_ranking("common rareword")) == 9
+        assert capped.keyword_ranking("common rareword") == [9]  # "common" (9 chunks) is dropped
+        assert capped.keyword_ranking("common filler") == []  # all common, and 8 chunks hold both
+        assert capped.keyword_ranking("common rareword", lib="/acme/common") == [9]
+        hits = capped.search("common filler", embedder=stand_in, limit=4)
+        assert len(hits) == 4 and all("common" in h.text for h in hits)
+    finally:
+        full.close()
+        capped.close()

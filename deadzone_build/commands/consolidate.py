@@ -45,6 +45,5 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for m in result.missing:
         print(f"missing {m.label} [{m.status}]: {m.reason}", file=sys.stderr)
-    print(f"{result.db_path}: {result.libraries} libraries, {result.chunks} chunks, "
-          f"{len(result.missing)} missing, sha256 {result.sha256}")
+    print(result.line())
     return 0
