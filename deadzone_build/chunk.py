@@ -20,10 +20,12 @@ for one over-long word — characters. Only pieces that still do not fit are cut
 pieces are then grouped into as few chunks as possible, preferring cuts at stronger
 boundaries, avoiding fragments under `min_tokens` when a merge fits, then balancing sizes.
 
-**Speed.** Pieces are counted in one `count_tokens` batch per level per document, and every
-planned chunk once more in one batch to record its exact count. BERT word pieces add up across
-whitespace, so the plan is almost always right the first time; a chunk that still does not fit
-(a counter that does not add up) is cut again and recounted.
+**Speed.** With the model's own counter (the default), each document is tokenized once: a
+piece's count is read off the token offsets, and a chunk's count is its path's plus its
+pieces' (BERT's word pieces add up across whitespace, where every cut but a character cut
+falls). With any other `count_tokens`, pieces are counted in one batch per level and every
+planned chunk once more; a chunk that does not fit after all is cut again. Both give the same
+chunks for the model's tokenizer (a test checks it on the whole docs mirror).
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ PATH_SEPARATOR = " > "
 
 # Cut strengths, strongest first: the plan prefers cutting where the number is low.
 BLOCK, BLANK_LINE, LINE, CODE_LINE, SENTENCE, WORD, CHARACTER = range(7)
-# Levels at which an over-long piece is cut, in order.
-_LEVELS = ("blocks", "lines", "code_lines", "sentences", "words", "characters")
+# Levels at which a piece that does not fit is cut, in order; a piece past the last is kept whole.
+BLOCKS, LINES, CODE_LINES, SENTENCES, WORDS, CHARACTERS, UNCUT = range(7)
 # Whitespace as BERT's normaliser sees it (controls such as \x1c or \x85 are deleted, not spaces):
 # sentence and word cuts fall only where the tokenizer also splits, so counts add up.
 _WS = "[ \t\n\r\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
@@ -181,41 +183,45 @@ def heading_title(source: str, env: dict | None = None) -> str:
 def chunk_markdown(markdown: str, url: str, *, max_tokens: int = model_files.MAX_SEQ_LENGTH,
                    count_tokens: CountTokens = model_files.count_tokens,
                    min_tokens: int = 48) -> list[Chunk]:
-    """The chunks of one document, in order, ordinals 0..n-1 (the caller renumbers per slot)."""
+    """The chunks of one document, in order, ordinals 0..n-1 (the caller renumbers per slot).
+
+    A chunk whose own text counts fewer than `min_tokens` is merged with a neighbour of its
+    section whenever the merge fits.
+    """
     sections = [s for s in _sections(markdown) if s.text.strip()]
     if not sections:
         return []
-    if count_tokens is model_files.count_tokens:
-        counter: _Counter = _OffsetCounter(count_tokens, model_files.load_tokenizer(truncate=False))
-    else:
-        counter = _Counter(count_tokens)
-    planner = _Planner(sections, max_tokens, min_tokens, counter)
+    planner = _Planner(sections, max_tokens, min_tokens, count_tokens)
     return [Chunk(url=url, heading_path=path, ordinal=n, text=text, tokens=tokens)
             for n, (path, text, tokens) in enumerate(planner.chunks())]
 
 
 @dataclass
 class _Atom:
+    """A piece of a section's text that fits on its own; chunks are runs of atoms."""
+
     start: int
     end: int
     pieces: int  # word pieces of text[start:end] alone, without [CLS]/[SEP]
-    level: int  # index in _LEVELS of the cut that made it
+    level: int  # the level of the cut that made it (CHARACTERS: counted for real, not additive)
 
 
 class _Counter:
     """Counts through any `count_tokens`: every piece and every planned chunk is counted."""
 
-    def __init__(self, count_tokens: CountTokens) -> None:
+    def __init__(self, count_tokens: CountTokens, sections: list[_Section]) -> None:
         self.count = count_tokens
+        self.sections = sections
         self.empty = count_tokens([""])[0]  # what the counter adds to any text: [CLS] and [SEP]
 
-    def whole(self, sections: list[_Section], overhead: list[int]) -> list[int]:
+    def whole(self, overhead: list[int]) -> list[int]:
         """Exact tokens of each section's embedding text."""
-        return self.count([_embedding_text(s.path, s.text) for s in sections])
+        return self.count([_embedding_text(s.path, s.text) for s in self.sections])
 
-    def pieces(self, spans: list[tuple[_Section, int, int, int]]) -> list[int]:
-        """Word pieces of each span's text alone."""
-        return [c - self.empty for c in self.count([sec.text[s:e] for sec, s, e, _ in spans])]
+    def pieces(self, spans: list[tuple[int, int, int, int]]) -> list[int]:
+        """Word pieces of each (section, start, end, level) span's text alone."""
+        texts = [self.sections[i].text[s:e] for i, s, e, _ in spans]
+        return [c - self.empty for c in self.count(texts)] if texts else []
 
     def known_tokens(self, overhead: int, group: list[_Atom]) -> int | None:
         """Exact tokens of a planned chunk when they follow from its atoms, else None."""
@@ -225,48 +231,36 @@ class _Counter:
 class _OffsetCounter(_Counter):
     """The model's own tokenizer, once per section: a piece's count is read off the offsets.
 
-    BERT's normaliser works per character and its pre-tokenizer splits at whitespace, so the
-    word pieces of a slice cut at whitespace are exactly the section's tokens that start in
-    it, and a chunk's count is its heading path's count plus its pieces. Only cuts inside a
-    word (the character level) break that; those pieces and chunks are counted for real.
+    BERT's normaliser works per character and its pre-tokenizer splits at whitespace and
+    punctuation, so the word pieces of a slice cut at whitespace are exactly the section's
+    tokens that start in it, and a chunk's count is its heading path's count plus its pieces.
+    Only cuts inside a word (CHARACTERS) break that: those pieces and chunks are counted.
     """
 
-    def __init__(self, count_tokens: CountTokens, tokenizer: object) -> None:
-        super().__init__(count_tokens)
-        self.tokenizer = tokenizer
-        self.starts: dict[int, list[int]] = {}
+    def __init__(self, count_tokens: CountTokens, sections: list[_Section]) -> None:
+        super().__init__(count_tokens, sections)
         self.encodings: list = []
-        self.index: dict[int, int] = {}
+        self.starts: dict[int, list[int]] = {}
 
-    def whole(self, sections: list[_Section], overhead: list[int]) -> list[int]:
-        self.encodings = self.tokenizer.encode_batch([s.text for s in sections], add_special_tokens=False)
-        self.index = {id(s): n for n, s in enumerate(sections)}
+    def whole(self, overhead: list[int]) -> list[int]:
+        tokenizer = model_files.load_tokenizer(truncate=False)
+        self.encodings = tokenizer.encode_batch([s.text for s in self.sections], add_special_tokens=False)
         return [o + len(e) for o, e in zip(overhead, self.encodings)]
 
-    def pieces(self, spans: list[tuple[_Section, int, int, int]]) -> list[int]:
-        counts: list[int | None] = []
-        inside_words = []
-        for n, (section, start, end, level) in enumerate(spans):
-            if _LEVELS[min(level, len(_LEVELS) - 1)] == "characters":
-                counts.append(None)
-                inside_words.append(n)
-            else:
-                starts = self._starts(section)
-                counts.append(bisect.bisect_left(starts, end) - bisect.bisect_left(starts, start))
-        if inside_words:
-            real = super().pieces([spans[n] for n in inside_words])
-            for n, c in zip(inside_words, real):
-                counts[n] = c
-        return counts  # type: ignore[return-value]
+    def pieces(self, spans: list[tuple[int, int, int, int]]) -> list[int]:
+        inside_words = [n for n, span in enumerate(spans) if span[3] >= CHARACTERS]
+        counted = dict(zip(inside_words, super().pieces([spans[n] for n in inside_words])))
+        return [counted[n] if n in counted else self._offset_count(i, s, e)
+                for n, (i, s, e, _) in enumerate(spans)]
 
-    def _starts(self, section: _Section) -> list[int]:
-        key = self.index[id(section)]
-        if key not in self.starts:
-            self.starts[key] = [start for start, _ in self.encodings[key].offsets]
-        return self.starts[key]
+    def _offset_count(self, i: int, start: int, end: int) -> int:
+        if i not in self.starts:
+            self.starts[i] = [first for first, _ in self.encodings[i].offsets]
+        starts = self.starts[i]
+        return bisect.bisect_left(starts, end) - bisect.bisect_left(starts, start)
 
     def known_tokens(self, overhead: int, group: list[_Atom]) -> int | None:
-        if any(_LEVELS[min(a.level, len(_LEVELS) - 1)] == "characters" for a in group):
+        if any(a.level >= CHARACTERS for a in group):
             return None
         return overhead + sum(a.pieces for a in group)
 
@@ -275,20 +269,21 @@ class _Planner:
     """Plans and counts the chunks of one document's sections."""
 
     def __init__(self, sections: list[_Section], max_tokens: int, min_tokens: int,
-                 counter: _Counter) -> None:
-        self.counter = counter
-        self.count = counter.count
+                 count_tokens: CountTokens) -> None:
+        self.count = count_tokens
         self.max_tokens = max_tokens
         self.min_tokens = min_tokens
         unique = sorted({s.path for s in sections if s.path})
-        path_cost = dict(zip(unique, self.count([PATH_SEPARATOR.join(p) for p in unique])))
+        path_cost = dict(zip(unique, count_tokens([PATH_SEPARATOR.join(p) for p in unique])))
         fitted = {p: self._fit_path(p, path_cost[p]) for p in unique}
         self.sections = [
             _Section(fitted[s.path][0], s.text, s.block_starts, s.line_cuts, s.line_kinds)
             if s.path else s for s in sections
         ]
-        self.overhead = [fitted[s.path][1] if s.path else counter.empty for s in sections]
-        self.budget = [max_tokens - o for o in self.overhead]
+        fast = count_tokens is model_files.count_tokens
+        self.counter = (_OffsetCounter if fast else _Counter)(count_tokens, self.sections)
+        self.overhead = [fitted[s.path][1] if s.path else self.counter.empty for s in sections]
+        self.budget = [max_tokens - o for o in self.overhead]  # word pieces left for the text
         self.cut_strength: list[dict[int, int]] = [{} for _ in sections]
 
     def _fit_path(self, path: tuple[str, ...], cost: int) -> tuple[tuple[str, ...], int]:
@@ -306,10 +301,9 @@ class _Planner:
             cost = self.count([PATH_SEPARATOR.join(path)])[0]
         return path, cost
 
-    # ---- the whole document
-
     def chunks(self) -> list[tuple[tuple[str, ...], str, int]]:
-        whole = self.counter.whole(self.sections, self.overhead)
+        """(path, text, tokens) of every chunk, in document order."""
+        whole = self.counter.whole(self.overhead)
         planned: list[list[tuple[int, int, int]]] = [[] for _ in self.sections]
         oversized = []
         for i, (section, tokens) in enumerate(zip(self.sections, whole)):
@@ -319,23 +313,22 @@ class _Planner:
                 oversized.append((i, tokens - self.overhead[i]))
         atoms = self._atoms(oversized)
         plans = {i: self._plan(i, atoms[i]) for i, _ in oversized}
-        for i, spans in self._verify(plans).items():
+        for i, spans in self._count_chunks(plans).items():
             planned[i] = spans
         return [(self.sections[i].path, self.sections[i].text[s:e], tokens)
                 for i, spans in enumerate(planned) for s, e, tokens in spans]
 
-    # ---- cutting over-long pieces into atoms that fit
+    # ---- cutting the pieces that do not fit until every piece (atom) does
 
     def _atoms(self, oversized: list[tuple[int, int]]) -> dict[int, list[_Atom]]:
         atoms: dict[int, list[_Atom]] = {i: [] for i, _ in oversized}
         pending: list[tuple[int, int, int, int]] = []
         for i, pieces in oversized:
-            pending.extend(self._cut(i, 0, len(self.sections[i].text), 0, pieces))
-        while pending:  # one count_tokens batch per level
-            counts = self.counter.pieces([(self.sections[i], s, e, level) for i, s, e, level in pending])
+            pending.extend(self._cut(i, 0, len(self.sections[i].text), BLOCKS, pieces))
+        while pending:  # one counting batch per level
             deeper = []
-            for (i, s, e, level), pieces in zip(pending, counts):
-                if pieces <= self.budget[i] or level >= len(_LEVELS):
+            for (i, s, e, level), pieces in zip(pending, self.counter.pieces(pending)):
+                if pieces <= self.budget[i] or level >= UNCUT:
                     atoms[i].append(_Atom(s, e, pieces, level))
                 else:
                     deeper.extend(self._cut(i, s, e, level, pieces))
@@ -345,50 +338,51 @@ class _Planner:
         return atoms
 
     def _cut(self, i: int, start: int, end: int, level: int, pieces: int) -> list[tuple[int, int, int, int]]:
-        """Cut text[start:end] at the first level, from `level` on, that yields a cut."""
-        section = self.sections[i]
-        for depth in range(level, len(_LEVELS)):
-            cuts = _keep_nonblank_pieces(section.text, start, end,
-                                         self._cuts(section, start, end, depth, pieces, i))
+        """text[start:end] cut at the first level, from `level` on, that has a cut inside it."""
+        for depth in range(level, UNCUT):
+            cuts = _keep_nonblank_pieces(self.sections[i].text, start, end,
+                                         self._cuts(i, start, end, depth, pieces))
             if cuts:
                 self.cut_strength[i].update(cuts)
                 bounds = [start] + [c for c, _ in cuts] + [end]
                 return [(i, a, b, depth) for a, b in zip(bounds, bounds[1:])]
-        return [(i, start, end, len(_LEVELS))]
+        return [(i, start, end, UNCUT)]
 
-    def _cuts(self, section: _Section, start: int, end: int, depth: int, pieces: int,
-              i: int) -> list[tuple[int, int]]:
-        """(offset, strength) of every cut of `depth` strictly inside text[start:end]."""
-        level = _LEVELS[depth]
-        if level == "blocks":
+    def _cuts(self, i: int, start: int, end: int, level: int, pieces: int) -> list[tuple[int, int]]:
+        """(offset, strength) of every cut of `level` strictly inside text[start:end]."""
+        section = self.sections[i]
+        if level == BLOCKS:
             return [(c, BLOCK) for c in _between(section.block_starts, start, end)]
-        if level in ("lines", "code_lines"):
+        if level in (LINES, CODE_LINES):
             lo = bisect.bisect_right(section.line_cuts, start)
             hi = bisect.bisect_left(section.line_cuts, end)
             pairs = zip(section.line_cuts[lo:hi], section.line_kinds[lo:hi])
-            return [(c, k) for c, k in pairs if level == "code_lines" or k != CODE_LINE]
-        if level == "sentences":
+            return [(c, k) for c, k in pairs if level == CODE_LINES or k != CODE_LINE]
+        if level == SENTENCES:
             return [(m.end(), SENTENCE) for m in _SENTENCE_END.finditer(section.text, start, end)
                     if m.end() < end]
-        if level == "words":
-            return [(m.start(), WORD) for m in _WORD_START.finditer(section.text, start, end)
-                    if start < m.start()]
+        if level == WORDS:
+            # Every word would make thousands of atoms of a long line (and a slow plan): cut
+            # every `step` words, about an eighth of the budget apart; a group that still does
+            # not fit is cut again at this level, with a smaller step.
+            starts = [m.start() for m in _WORD_START.finditer(section.text, start, end) if m.start() > start]
+            step = max(1, len(starts) * self.budget[i] // (8 * max(pieces, 1)))
+            return [(c, WORD) for c in starts[step - 1::step]]
         parts = max(2, math.ceil(pieces / max(1, self.budget[i] * 3 // 4)))
-        return [(c, CHARACTER) for c in sorted({start + (end - start) * n // parts
-                                                  for n in range(1, parts)}) if start < c < end]
+        offsets = sorted({start + (end - start) * n // parts for n in range(1, parts)})
+        return [(c, CHARACTER) for c in offsets if start < c < end]
 
     # ---- grouping atoms into chunks
 
     def _plan(self, i: int, atoms: list[_Atom]) -> list[list[_Atom]]:
-        """Group consecutive atoms into chunks: fewest chunks, then fewest fragments under
-        min_tokens, then cuts at the strongest boundaries, then the most even sizes."""
+        """Runs of atoms that fit: fewest chunks, then fewest under min_tokens, then cuts at
+        the strongest boundaries, then the most even sizes (a shortest-path over cut points)."""
         budget, strength = self.budget[i], self.cut_strength[i]
         small = self.min_tokens - self.counter.empty
-        n = len(atoms)
-        best: list[tuple[int, int, int, int] | None] = [None] * (n + 1)
+        best: list[tuple[int, int, int, int] | None] = [None] * (len(atoms) + 1)
         best[0] = (0, 0, 0, 0)
-        back = [0] * (n + 1)
-        for j in range(1, n + 1):
+        back = [0] * (len(atoms) + 1)
+        for j in range(1, len(atoms) + 1):
             total = 0
             for k in range(j - 1, -1, -1):
                 total += atoms[k].pieces
@@ -403,7 +397,7 @@ class _Planner:
                 if best[j] is None or cost < best[j]:
                     best[j], back[j] = cost, k
         groups: list[list[_Atom]] = []
-        j = n
+        j = len(atoms)
         while j > 0:
             groups.append(atoms[back[j]:j])
             j = back[j]
@@ -411,8 +405,8 @@ class _Planner:
 
     # ---- exact counts
 
-    def _verify(self, plans: dict[int, list[list[_Atom]]]) -> dict[int, list[tuple[int, int, int]]]:
-        """Exact tokens of every planned chunk; a chunk that does not fit after all is cut again."""
+    def _count_chunks(self, plans: dict[int, list[list[_Atom]]]) -> dict[int, list[tuple[int, int, int]]]:
+        """(start, end, exact tokens) of every planned chunk; one that does not fit is halved."""
         done: dict[int, list[tuple[int, int, int]]] = {i: [] for i in plans}
         pending: list[tuple[int, list[_Atom]]] = []
         for i, groups in plans.items():
@@ -423,16 +417,16 @@ class _Planner:
                 else:
                     pending.append((i, group))
         while pending:
-            texts = [_embedding_text(self.sections[i].path,
-                                     self.sections[i].text[g[0].start:g[-1].end]) for i, g in pending]
+            sections = [self.sections[i] for i, _ in pending]
+            texts = [_embedding_text(sec.path, sec.text[g[0].start:g[-1].end])
+                     for sec, (_, g) in zip(sections, pending)]
             retry = []
             for (i, group), tokens in zip(pending, self.count(texts)):
-                start, end = group[0].start, group[-1].end
                 halves = [] if tokens <= self.max_tokens else _halves(group, self.sections[i].text)
                 if halves:
                     retry.extend((i, half) for half in halves)
                 else:  # fits, or one visible character (the path is capped at half the window)
-                    done[i].append((start, end, tokens))
+                    done[i].append((group[0].start, group[-1].end, tokens))
             pending = retry
         for spans in done.values():
             spans.sort()
@@ -455,9 +449,9 @@ def _halves(group: list[_Atom], text: str) -> list[list[_Atom]]:
         cuts = _keep_nonblank_pieces(text, atom.start, atom.end, [(atom.start + visible + 1, CHARACTER)])
     if not cuts:
         return []
-    middle, level = cuts[0][0], _LEVELS.index("characters")  # counted for real from now on
-    return [[_Atom(atom.start, middle, atom.pieces // 2, level)],
-            [_Atom(middle, atom.end, atom.pieces - atom.pieces // 2, level)]]
+    middle = cuts[0][0]
+    return [[_Atom(atom.start, middle, atom.pieces // 2, CHARACTERS)],
+            [_Atom(middle, atom.end, atom.pieces - atom.pieces // 2, CHARACTERS)]]
 
 
 def _shorten_path(path: tuple[str, ...]) -> tuple[str, ...]:

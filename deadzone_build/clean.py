@@ -18,6 +18,7 @@ MDX) is found by re-parsing that block without HTML, so it is kept verbatim too.
 
 from __future__ import annotations
 
+import bisect
 import re
 import tomllib
 from typing import Iterable
@@ -211,17 +212,14 @@ def _clean_prose(lines: list[str]) -> list[str]:
     if not lines:
         return lines
     text = "\n".join(lines)
-    spans = _code_spans(text)
-    text = _remove_outside_spans(_HTML_COMMENT, text, spans)
-    if "![" in text:
-        text = _remove_badges(text, _code_spans(text))
-    lines = text.split("\n")
+    if "<!--" in text:
+        text = _remove_comments(text, _code_spans(text))
+    lines = [_remove_badges(line) if "![" in line else line for line in text.split("\n")]
     lines = _drop_esm_blocks(lines)
     return _drop_jsx(lines)
 
 
 _CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(?:(?!\n[ \t]*\n)[^`]|`(?!\1))+?(?<!`)\1(?!`)")
-_HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)
 
 
 def _code_spans(text: str) -> list[tuple[int, int]]:
@@ -229,20 +227,39 @@ def _code_spans(text: str) -> list[tuple[int, int]]:
 
 
 def _inside(pos: int, spans: list[tuple[int, int]]) -> bool:
-    return any(start <= pos < end for start, end in spans)
+    """Whether `pos` falls in one of the sorted, disjoint `spans`."""
+    n = bisect.bisect_right(spans, (pos, float("inf"))) - 1
+    return n >= 0 and spans[n][0] <= pos < spans[n][1]
 
 
-def _remove_outside_spans(pattern: re.Pattern, text: str, spans: list[tuple[int, int]]) -> str:
-    return pattern.sub(lambda m: m.group(0) if _inside(m.start(), spans) else "", text)
+def _remove_comments(text: str, spans: list[tuple[int, int]]) -> str:
+    """`<!-- ... -->` removed unless it starts inside a code span (a linear scan: an unclosed
+    `<!--` ends the search instead of being retried at every later `<!--`)."""
+    out, position = [], 0
+    while True:
+        start = text.find("<!--", position)
+        end = text.find("-->", start + 4) if start >= 0 else -1
+        if end < 0:
+            break
+        if _inside(start, spans):
+            out.append(text[position:start + 4])
+            position = start + 4
+            continue
+        out.append(text[position:start])
+        position = end + 3
+    out.append(text[position:])
+    return "".join(out)
 
 
 # --------------------------------------------------------------------------- badges
 
-_IMAGE = r"!\[[^\]\n]*\]\(\s*<?(?P<{name}>[^)\s>]+)>?(?:\s+(?:\"[^\"\n]*\"|'[^'\n]*'))?\s*\)"
-_LINKED_IMAGE = re.compile(
-    r"\[\s*" + _IMAGE.format(name="src") + r"\s*\]\(\s*[^)\s]*(?:\s+\"[^\"\n]*\")?\s*\)"
-)
-_LONE_IMAGE = re.compile(_IMAGE.format(name="src"))
+# Bounded repeats: an unclosed `![a](` must not make the search quadratic.
+_IMAGE = (r"!\[[^\]\n]{0,500}\]\(\s*<?(?P<src>[^)\s>]{1,2000})>?"
+          r"(?:\s+(?:\"[^\"\n]{0,500}\"|'[^'\n]{0,500}'))?\s*\)")
+_LINKED_IMAGE = re.compile(r"\[\s*" + _IMAGE + r"\s*\]\(\s*[^)\s]{0,2000}(?:\s+\"[^\"\n]{0,500}\")?\s*\)")
+_LONE_IMAGE = re.compile(_IMAGE)
+_BADGE_HINT = re.compile(r"badge|shields\.io|badgen|travis-ci|circleci|codecov|coveralls|appveyor|"
+                         r"codeclimate|codacy|snyk\.io|pepy\.tech|netlify", re.I)
 BADGE_HOSTS = (
     "shields.io", "badgen.net", "badge.fury.io", "travis-ci.org", "travis-ci.com", "circleci.com",
     "codecov.io", "coveralls.io", "ci.appveyor.com", "api.codeclimate.com", "app.codacy.com",
@@ -257,12 +274,18 @@ def is_badge_url(url: str) -> bool:
     return "badge" in lower or any(host == h or host.endswith("." + h) for h in BADGE_HOSTS)
 
 
-def _remove_badges(text: str, spans: list[tuple[int, int]]) -> str:
+def _remove_badges(line: str) -> str:
+    """A line without its badge images (badges live on one line; code spans are left alone)."""
+    if not _BADGE_HINT.search(line):
+        return line
+    spans = _code_spans(line)
+
     def drop(match: re.Match) -> str:
         keep = _inside(match.start(), spans) or not is_badge_url(match.group("src"))
         return match.group(0) if keep else ""
 
-    return _LONE_IMAGE.sub(drop, _LINKED_IMAGE.sub(drop, text))
+    line = _LINKED_IMAGE.sub(drop, line)
+    return _LONE_IMAGE.sub(drop, line) if "![" in line else line
 
 
 # --------------------------------------------------------------------------- MDX: ESM blocks

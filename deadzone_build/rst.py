@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import io
 import re
-from typing import Callable, Iterable
+from typing import Callable
 
 from docutils import frontend, nodes, utils
 from docutils.core import publish_doctree
@@ -599,10 +599,12 @@ class _Writer:
         blocks = [b for c in node.children if isinstance(c, nodes.title) for b in self._title(c, depth, top)]
         head: list[list[str]] = []
         body: list[list[str]] = []
-        for part in node.findall(nodes.thead):
-            head.extend(self._rows(part))
-        for part in node.findall(nodes.tbody):
-            body.extend(self._rows(part))
+        for group in (c for c in node.children if isinstance(c, nodes.tgroup)):
+            for part in group.children:  # not findall: a table inside a cell is that cell's text
+                if isinstance(part, nodes.thead):
+                    head.extend(self._rows(part))
+                elif isinstance(part, nodes.tbody):
+                    body.extend(self._rows(part))
         rows = head[-1:] + body if head else body
         if rows:
             blocks.append(_pipe_table(rows))
@@ -757,8 +759,3 @@ def _pipe_table(rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(padded[0]) + " |", "|" + "---|" * width]
     lines.extend("| " + " | ".join(r) + " |" for r in padded[1:])
     return "\n".join(lines)
-
-
-def iter_directive_names(text: str) -> Iterable[str]:
-    """Directive names used in `text` (for tests and diagnostics)."""
-    return sorted({m.group(1).lower() for m in _DIRECTIVE_NAME.finditer(text)})

@@ -272,3 +272,10 @@ def test_any_counter_can_be_passed_in() -> None:
     for counter in (words, characters):
         chunks = check(markdown, count_tokens=counter)
         assert len(chunks) > 3
+
+
+def test_a_huge_single_line_is_cut_in_few_steps() -> None:
+    line = " ".join(f"w{i}" for i in range(40_000))  # a minified dump, one line
+    chunks = check(long_section(line))
+    assert all(c.text.endswith(" ") for c in chunks[:-1])
+    assert sum(c.tokens for c in chunks) / len(chunks) > MAX * 3 // 4  # still well filled

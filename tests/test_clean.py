@@ -248,3 +248,25 @@ def test_mirror_code_survives_cleaning_in_order_and_nothing_else_is_left() -> No
             assert not leftovers.match(line), f"{url}: {line!r}"
             assert "img.shields.io" not in line, f"{url}: {line!r}"
         assert clean_markdown(out) == out, f"{url}: cleaning is not idempotent"
+
+
+# --------------------------------------------------------------------------- hostile input
+
+
+@pytest.mark.parametrize("text", [
+    "<!-- never closed\n" * 5000,  # each `<!--` must not rescan the rest of the document
+    "![a](" * 5000,
+    "[![badge](" * 2000,
+    "` x " * 5000,
+    "<Foo x={" * 2000,
+    "<a " * 5000,
+    "import {\n" * 3000,
+])
+def test_hostile_input_is_left_as_it_is(text: str) -> None:
+    # none of these is a complete comment, badge, tag or import: nothing may go
+    assert clean_markdown(text) == text.rstrip("\n") + "\n"
+
+
+def test_unclosed_comment_is_kept() -> None:
+    text = "Text <!-- not closed\n\nMore text.\n"
+    assert clean_markdown(text) == text
