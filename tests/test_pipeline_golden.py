@@ -1,0 +1,44 @@
+"""Forgetting to bump PIPELINE_VERSION must fail a test.
+
+The chunks of a fixture library (clean → chunk, no model) are hashed and compared with the golden
+digest recorded for the current PIPELINE_VERSION. When fetch/clean/chunk output changes on purpose:
+bump PIPELINE_VERSION in deadzone_build/keys.py (every key changes, so every slot is rebuilt) and
+record the new digest here under the new version.
+"""
+
+from __future__ import annotations
+
+import json
+
+import blake3
+
+from conftest import MIRROR, REPO
+from deadzone_build.chunk import chunk_markdown
+from deadzone_build.clean import document_markdown
+from deadzone_build.keys import PIPELINE_VERSION
+from deadzone_build.pin import canonical_json
+from deadzone_build.registry import load_registry, select_slots
+
+GOLDEN = {
+    "1": "139c56d9d793ada1b924158261e776e6fcc34dac365521a11093d1f719e9f113",
+}
+
+
+def pipeline_digest() -> str:
+    index = json.loads((MIRROR / "index.json").read_text())
+    slots = load_registry(REPO / "libraries_sources.yaml")
+    lines = []
+    for slot in select_slots(slots, "/direnv/direnv", "2.36") + select_slots(slots, "/knights-analytics/hugot", "0.7"):
+        for url in slot.urls:
+            body = (MIRROR / "files" / index[url]["sha256"]).read_text(encoding="utf-8")
+            for chunk in chunk_markdown(document_markdown(body, kind=slot.kind, url=url), url):
+                lines.append(canonical_json([chunk.url, list(chunk.heading_path), chunk.text, chunk.tokens]))
+    return blake3.blake3("\n".join(lines).encode()).hexdigest()
+
+
+def test_pipeline_output_matches_the_golden_digest_of_this_pipeline_version() -> None:
+    digest = pipeline_digest()
+    assert PIPELINE_VERSION in GOLDEN, f"record GOLDEN[{PIPELINE_VERSION!r}] = {digest!r}"
+    assert digest == GOLDEN[PIPELINE_VERSION], (
+        f"fetch/clean/chunk output changed (digest {digest}) but PIPELINE_VERSION is still "
+        f"{PIPELINE_VERSION!r}: bump it in deadzone_build/keys.py and record the new digest in GOLDEN.")
