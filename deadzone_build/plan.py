@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from .dbschema import META_PIN_ID, META_SCHEMA_VERSION, SCHEMA_VERSION, read_meta
 from .errors import PlanError
 from .keys import slot_key
+from .pin import pin_id
 from .registry import Slot
 
 MATRIX_LIMIT = 256  # jobs per matrix, GitHub's limit
@@ -84,6 +86,20 @@ def keys_in_db(db_path: str | Path) -> set[str]:
     except sqlite3.DatabaseError as exc:
         raise PlanError(f"{path}: not a readable deadzone.db ({exc}). Delete it and fetch the "
                         "release again, or drop --base-db.") from None
+
+
+def reusable_keys(db_path: str | Path, log: Callable[[str], None] = lambda line: None) -> set[str]:
+    """`keys_in_db`, or none when the db was built for another schema or embedder pin: `pull`
+    refuses such a db, so planning its keys as reused would fail the consolidate job."""
+    path = Path(db_path)
+    keys = keys_in_db(path)  # first: a missing or unreadable file is an error, not "nothing to reuse"
+    meta = read_meta(path)
+    built = (meta.get(META_SCHEMA_VERSION), meta.get(META_PIN_ID))
+    if built != (SCHEMA_VERSION, pin_id()):
+        log(f"{path}: built for schema {built[0]} and embedder pin {built[1]}, this deadzone-build uses "
+            f"schema {SCHEMA_VERSION} and pin {pin_id()}: nothing in it is reused")
+        return set()
+    return keys
 
 
 def cached_keys_from_file(path: str | Path) -> set[str]:

@@ -1,7 +1,7 @@
 """doit task generators. `dodo.py` only re-exports these; the work is in the library.
 
 Task state lives in the build products themselves (`ArtifactIsCurrent`, `ModelIsCurrent`,
-`DbIsCurrent`), not in doit's dep file: a fresh CI runner with an `actions/cache`-restored artifact
+`consolidate.DbIsCurrent`), not in doit's dep file: a fresh CI runner with an `actions/cache`-restored artifact
 and no `.doit.db` skips it, and a killed run forgets nothing it finished. Heavy modules (onnxruntime,
 httpx) are imported inside actions so a no-op `doit` stays fast.
 """
@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 from . import settings
 from .artifact import ArtifactIsCurrent
+from .consolidate import DbIsCurrent
 from .errors import DeadzoneError
 from .keys import slot_key
 from .registry import Slot, load_registry, select_slots
@@ -133,22 +134,6 @@ def scrape_tasks(ctx: BuildContext) -> Iterator[dict[str, Any]]:
 # ── consolidate ──────────────────────────────────────────────────────────────
 
 
-class DbIsCurrent:
-    """doit uptodate: deadzone.db's manifest records exactly the current slot keys and pin."""
-
-    def __init__(self, db: Path, slots: list[Slot]) -> None:
-        self.db = db
-        self.slots = slots
-
-    def __call__(self, task: Any = None, values: Any = None) -> bool:
-        from .consolidate import db_is_current
-
-        return db_is_current(self.db, self.slots)
-
-    def __repr__(self) -> str:
-        return f"DbIsCurrent({str(self.db)!r}): up to date when its manifest holds the current {len(self.slots)} slot keys"
-
-
 def _consolidate(ctx: BuildContext, max_missing: str) -> bool:
     from .consolidate import consolidate
     from .keys import registry_digest
@@ -169,7 +154,7 @@ def consolidate_task(ctx: BuildContext, max_missing: str) -> dict[str, Any]:
         "doc": "merge every current artifact into deadzone.db (+ .sha256, manifest.json)",
         "actions": [(_consolidate, (ctx, max_missing))],
         "task_dep": ["scrape"],
-        "uptodate": [DbIsCurrent(ctx.db, ctx.slots)],
+        "uptodate": [DbIsCurrent(ctx.db, ctx.slots, ctx.artifacts)],
         "targets": [str(ctx.db)],
         "verbosity": 2,
     }

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from deadzone_build import dbschema
 from deadzone_build.cli import main
 from deadzone_build.errors import PlanError
 from deadzone_build.keys import slot_key
+from deadzone_build.pin import pin_id
 from deadzone_build.plan import (cached_keys_from_file, cached_keys_from_github, github_outputs, keys_in_db,
-                                 make_plan)
+                                 make_plan, reusable_keys)
 from deadzone_build.registry import Slot, load_registry
 
 from conftest import MIRROR
@@ -26,9 +28,12 @@ def synthetic_slots(n: int) -> list[Slot]:
                  description=f"library {i}", slug=f"org_lib{i:03d}_1.0") for i in range(n)]
 
 
-def write_db(path: Path, keys: list[str]) -> Path:
-    """A db with the `libraries` columns plan reads (lib_id, version, slug, key)."""
+def write_db(path: Path, keys: list[str], *, pin: str | None = None) -> Path:
+    """A db with what plan reads: `libraries` (lib_id, version, slug, key) and `meta` (schema, pin)."""
     conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    conn.executemany("INSERT INTO meta VALUES (?, ?)", [(dbschema.META_SCHEMA_VERSION, dbschema.SCHEMA_VERSION),
+                                                        (dbschema.META_PIN_ID, pin or pin_id())])
     conn.execute("CREATE TABLE libraries (lib_id TEXT, version TEXT, slug TEXT, key TEXT)")
     conn.executemany("INSERT INTO libraries VALUES ('/x', '', ?, ?)", [(f"s{i}", k) for i, k in enumerate(keys)])
     conn.commit()
@@ -111,6 +116,18 @@ def test_keys_in_db_refuses_a_missing_or_foreign_file(tmp_path):
     sqlite3.connect(empty).close()
     with pytest.raises(PlanError, match="not a readable deadzone.db"):
         keys_in_db(empty)
+
+
+def test_a_db_built_with_another_embedder_pin_offers_nothing_to_reuse(tmp_path, capsys):
+    slots = load_registry(REGISTRY)
+    db = write_db(tmp_path / "old.db", [slot_key(s) for s in slots], pin="0" * 64)
+    logged: list[str] = []
+    assert keys_in_db(db) and reusable_keys(db, log=logged.append) == set()
+    assert "embedder pin 0000" in logged[0] and "nothing in it is reused" in logged[0]
+    gh_output = tmp_path / "github_output"
+    assert main(["plan", "--registry", str(REGISTRY), "--base-db", str(db), "--github-output", str(gh_output)]) == 0
+    outputs = read_outputs(gh_output)
+    assert (outputs["base_db"], outputs["to_scrape"]) == ("false", "20")  # consolidate will not `pull` it
 
 
 def test_cached_keys_file_formats(tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 
@@ -184,3 +183,38 @@ def test_words_too_common_to_rank_are_left_to_the_vector_side(tmp_path: Path, st
     finally:
         full.close()
         capped.close()
+
+
+# ── with the real model ──────────────────────────────────────────────────────
+
+REAL_DOCS = {
+    make_slot("/spf13/cobra", description="Go library for building modern command-line applications, with "
+              "subcommands, POSIX flag parsing, and shell completion generation."): [
+        (["Cobra", "Flags"], "Persistent flags are available to the command and every subcommand under it: "
+         "rootCmd.PersistentFlags().StringVar(&cfgFile, \"config\", \"\", \"config file\")."),
+        (["Cobra", "Completions"], "Cobra can generate shell completion scripts for bash, zsh, fish and "
+         "PowerShell with GenBashCompletionV2."),
+    ],
+    make_slot("/yaml/pyyaml", description="YAML parser and emitter for Python."): [
+        (["PyYAML", "Loading"], "yaml.safe_load parses a YAML document into Python dicts and lists without "
+         "constructing arbitrary objects."),
+        (["PyYAML", "Dumping"], "yaml.dump serialises Python objects to a YAML stream; pass sort_keys=False to "
+         "keep insertion order."),
+    ],
+}
+
+
+def test_real_model_finds_the_library_with_and_without_its_api_words(tmp_path: Path, embedder) -> None:
+    """Uses the real model (`embedder` from tests/fx_model.py); checked against tests/numpy_bert.py."""
+    slots = list(REAL_DOCS)
+    for slot, sections in REAL_DOCS.items():
+        write_text_artifact(tmp_path / "artifacts", slot, sections, embedder)
+    db = tmp_path / "deadzone.db"
+    consolidate(slots=slots, artifacts_dir=tmp_path / "artifacts", db_path=db, registry_digest=registry_digest(slots))
+    exact = search(db, "GenBashCompletionV2", embedder=embedder, limit=3)
+    assert exact[0].heading_path == ["Cobra", "Completions"]
+    paraphrase = search(db, "read a configuration file into a dictionary in python", embedder=embedder, limit=2)
+    assert paraphrase[0].lib_id == "/yaml/pyyaml"
+    options = search(db, "option inherited by child commands", embedder=embedder, limit=2)
+    assert options[0].heading_path == ["Cobra", "Flags"]
+    assert libs(db, "command line interface framework for go", embedder=embedder, limit=1)[0].lib_id == "/spf13/cobra"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import PlanError
 from ..plan import (MATRIX_LIMIT, Plan, cached_keys_from_file, cached_keys_from_github, fetch_base_db,
-                    github_outputs, keys_in_db, make_plan)
+                    github_outputs, make_plan, reusable_keys)
 from .list import add_registry_arguments, selected_slots
 
 NAME = "plan"
@@ -48,9 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     slots = selected_slots(args)
     base_db = _base_db(args)
-    base_keys = keys_in_db(base_db) if base_db else set()
+    base_keys = reusable_keys(base_db, log=_stderr) if base_db else set()
     plan = make_plan(slots, base_db_keys=base_keys, cached_keys=_cached_keys(args), shard_size=args.shard_size)
-    outputs = github_outputs(plan, args.shard_jobs, base_db=base_db is not None) if args.github_output else {}
+    # base_db tells the consolidate job to `pull`: only when the db holds something to pull
+    outputs = github_outputs(plan, args.shard_jobs, base_db=plan.counts["reused"] > 0) if args.github_output else {}
     text = json.dumps(plan.to_dict(), indent=1, ensure_ascii=False) + "\n"
     if args.out:
         _write_atomic(Path(args.out), text)
@@ -68,8 +69,11 @@ def _base_db(args: argparse.Namespace) -> Path | None:
         return Path(args.base_db) if args.base_db else None
     if not args.base_db:
         raise PlanError("--fetch-base needs --base-db PATH: where to put the released db.")
-    return fetch_base_db(args.base_db, tag=args.fetch_base, repo=args.repo,
-                         log=lambda line: print(line, file=sys.stderr))
+    return fetch_base_db(args.base_db, tag=args.fetch_base, repo=args.repo, log=_stderr)
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def _cached_keys(args: argparse.Namespace) -> set[str]:
