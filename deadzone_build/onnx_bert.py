@@ -32,6 +32,7 @@ from .errors import EmbedderError
 
 OPSET = 17  # the first opset with LayerNormalization
 IR_VERSION = 8  # the IR of opset 17: readable by every onnxruntime this project accepts
+PRODUCER = "deadzone-build"
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ def build_bert_graph(weights: Mapping[str, np.ndarray], shape: BertShape) -> onn
         [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["batch", "sequence", shape.hidden])],
         g.initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="deadzone-build", ir_version=IR_VERSION)
+                              producer_name=PRODUCER, ir_version=IR_VERSION)
     onnx.checker.check_model(model)
     return model
 
@@ -208,13 +209,17 @@ def build_bert_graph(weights: Mapping[str, np.ndarray], shape: BertShape) -> onn
 
 
 def fuse(model: onnx.ModelProto, shape: BertShape) -> onnx.ModelProto:
-    """onnxruntime.transformers' BERT fusions, checked: a silent miss would only show as slowness."""
+    """onnxruntime.transformers' BERT fusions, checked: a silent miss would only show as slowness.
+
+    The optimizer rewrites `model` in place: pass a model you no longer need."""
     from onnxruntime.transformers import optimizer
     from onnxruntime.transformers.fusion_options import FusionOptions
 
     options = FusionOptions("bert")
     options.use_multi_head_attention = True  # keeps Q/K/V as separate MatMuls, so they get quantised too
     options.enable_embed_layer_norm = False  # its fusion fails on an unmasked MultiHeadAttention graph
+    # The optimizer warns unless the producer reads "pytorch", whose export pattern the graph copies.
+    model.producer_name = "pytorch"
     fused = optimizer.optimize_model(model, model_type="bert", num_heads=shape.heads, hidden_size=shape.hidden,
                                      optimization_options=options, opt_level=0)
     counts = fused.get_fused_operator_statistics()
@@ -225,7 +230,11 @@ def fuse(model: onnx.ModelProto, shape: BertShape) -> onnx.ModelProto:
         raise EmbedderError(f"onnxruntime.transformers fused {missing} (found, expected) operators: this "
                             "onnxruntime does not match the graph builder. Install the onnxruntime version in "
                             "pyproject.toml, or update deadzone_build/onnx_bert.py and bump the pin's recipe.")
-    return fused.model
+    model = fused.model
+    model.producer_name = PRODUCER
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):  # the optimizer adds it only on save
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return model
 
 
 # ---------------------------------------------------------------------------------------------

@@ -190,13 +190,13 @@ class Workflow:
 
 
 @pytest.fixture
-def workflow(tmp_path, docs_server, model_cache_dir):
+def workflow(tmp_path, docs_server, jobs_cache_dir):
     from fx_fakegithub import FAKE_REPO, FAKE_TOKEN, FakeGitHub
 
     github = FakeGitHub().start()
     registry = tmp_path / "libraries_sources.yaml"
     registry.write_text(REGISTRY)
-    env = {**os.environ, "DEADZONE_REGISTRY": str(registry), "DEADZONE_CACHE": str(model_cache_dir),
+    env = {**os.environ, "DEADZONE_REGISTRY": str(registry), "DEADZONE_CACHE": str(jobs_cache_dir),
            "DEADZONE_URL_REWRITE": docs_server.rewrite, "GITHUB_API_URL": github.api_url,
            "GITHUB_TOKEN": FAKE_TOKEN, "GITHUB_REPOSITORY": FAKE_REPO, "PYTHONPATH": str(REPO)}
     flow = Workflow(tmp_path / "ci", env)
@@ -206,9 +206,15 @@ def workflow(tmp_path, docs_server, model_cache_dir):
 
 
 @pytest.fixture
-def model_cache_dir(tmp_path_factory):
-    """One DEADZONE_CACHE for every simulated job (the ONNX model is built once)."""
-    return tmp_path_factory.mktemp("deadzone-cache")
+def jobs_cache_dir(tmp_path):
+    """The DEADZONE_CACHE of every simulated job: empty (the cache-only test needs no model)."""
+    return tmp_path / "deadzone-cache"
+
+
+@pytest.fixture
+def model_in_jobs_cache(jobs_cache_dir, embedder_cache):
+    """The session's built ONNX model (fx_model), copied in: built once, not once per job."""
+    shutil.copytree(Path(embedder_cache) / "embedder", jobs_cache_dir / "embedder")
 
 
 def library_rows(db: Path) -> dict[str, tuple]:
@@ -229,7 +235,7 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_two_runs_then_one_edit(workflow):
+def test_two_runs_then_one_edit(workflow, model_in_jobs_cache):
     # Run 1: no release yet, nothing cached: every slot gets a job and is scraped; then released.
     first = workflow.run(tag=TAG)
     assert first.consolidated and first.released, first.log
