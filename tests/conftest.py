@@ -32,3 +32,4 @@ from fx_artifacts import *  # noqa
 from fx_docserver import *  # noqa
 from fx_ci import *  # noqa
 from fx_fakegithub import *  # noqa
+from fx_model import *  # noqa

@@ -42,7 +42,7 @@ libraries:
   - lib_id: /go-chi/chi
     description: Lightweight, idiomatic and composable router for building Go HTTP services.
     kind: github-md
-    ref: v5.2.3
+    ref: v5.2.5
     urls:
       - https://raw.githubusercontent.com/go-chi/chi/{ref}/README.md
 """
