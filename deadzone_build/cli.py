@@ -27,6 +27,8 @@ COMMAND_MODULES = (
     "search",
     "libs",
     "pull",
+    "embed",
+    "pin",
 )
 
 

@@ -182,7 +182,10 @@ def _install(cache_dir: Path, data: bytes) -> None:
         staging.chmod(0o755)  # mkdtemp makes it private; the cache is an ordinary directory
         _write_synced(staging / MODEL_FILE, data)
         _write_synced(staging / MANIFEST_FILE, _manifest(data).encode())
-        if target.exists():  # corrupt: move it aside first (a rename cannot replace a non-empty dir)
+        if target.exists():
+            if model_is_current(cache_dir):  # another process finished first
+                return
+            # corrupt: move it aside first (a rename cannot replace a non-empty directory)
             stale = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale-", dir=target.parent))
             os.replace(target, stale / "old")
             shutil.rmtree(stale, ignore_errors=True)

@@ -38,8 +38,8 @@ EMBEDDER_PIN: dict[str, Any] = {
         "builder": "deadzone_build.onnx_bert",
         "opset": 17,
         "inputs": "input_ids only: every batch holds texts of one token count, so no padding or mask",
-        "optimizer": "onnxruntime.transformers bert fusions: MultiHeadAttention, SkipLayerNormalization, "
-                     "BiasGelu; EmbedLayerNormalization off",
+        "optimizer": "onnxruntime.transformers bert fusions: MultiHeadAttention, BiasGelu; "
+                     "SkipLayerNormalization and EmbedLayerNormalization off",
     },
     "quantization": {
         "matmul": "MatMulInteger u8s8: activations uint8 per row (dynamic), weights int7 per column",

@@ -1,0 +1,30 @@
+"""`deadzone-build pin`: the embedder pin (model files' blake3 and settings) and its id."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .. import settings
+
+NAME = "pin"
+HELP = "Print the embedder pin, which is half of every content key, and its id (no model is loaded)."
+EXAMPLE = "deadzone-build pin --json"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object: pin_id, pin, model path")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..embedder import model_path
+    from ..pin import pin_dict, pin_id
+
+    model = model_path(settings.cache_dir())
+    if args.json:
+        print(json.dumps({"pin_id": pin_id(), "pin": pin_dict(), "model": str(model)}, indent=1, sort_keys=True))
+        return 0
+    print(f"pin_id  {pin_id()}")
+    print(f"model   {model} ({'built' if model.exists() else 'not built yet'})")
+    print(json.dumps(pin_dict(), indent=1, sort_keys=True))
+    return 0
