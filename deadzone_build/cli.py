@@ -19,16 +19,16 @@ COMMAND_MODULES = (
     "list",
     "scrape",
     "explain",
-    "plan",
-    "summary",
-    "release",
-    "fetch-release",
+    "embed",
+    "pin",
     "consolidate",
     "search",
     "libs",
     "pull",
-    "embed",
-    "pin",
+    "release",
+    "fetch-release",
+    "plan",
+    "summary",
 )
 
 
