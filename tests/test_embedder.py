@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from deadzone_build import model_files
 from deadzone_build.cli import main
-from deadzone_build.embedder import (MANIFEST_FILE, Embedder, _calibration_texts, embedder_task_dict,
+from deadzone_build.embedder import (MANIFEST_FILE, Embedder, _calibration_texts,
                                      ensure_model, model_is_current, model_path)
 from deadzone_build.errors import EmbedderError
 from deadzone_build.onnx_bert import BertShape, build_bert_graph, load_weights
@@ -284,14 +284,20 @@ def test_calibration_texts_fit_the_window():
 
 
 def test_doit_task_is_up_to_date_only_with_a_verified_model(embedder_cache, tmp_path):
-    task = embedder_task_dict(embedder_cache)
+    from deadzone_build.tasks import BuildContext, embedder_task
+
+    def task_for(cache):
+        return embedder_task(BuildContext(registry=tmp_path, artifacts=tmp_path, cache=cache, db=tmp_path,
+                                          all_slots=[], slots=[], lib=None))
+
+    task = task_for(embedder_cache)
     assert task["basename"] == "embedder"
     (check,) = task["uptodate"]
     assert check() is True
-    assert str(model_path(embedder_cache)) in repr(check)
-    assert embedder_task_dict(tmp_path)["uptodate"][0]() is False
+    assert "ModelIsCurrent" in repr(check)
+    assert task_for(tmp_path)["uptodate"][0]() is False
     action, args = task["actions"][0]
-    assert action(*args) is None  # already built: verified, not rebuilt
+    assert action(*args) is True  # already built: verified, not rebuilt
 
 
 def test_cli_pin_prints_the_pin_and_its_id(capsys):
