@@ -29,6 +29,7 @@ from typing import Any
 import blake3
 import numpy as np
 
+from .atomic import fsync_dir, write_synced
 from .errors import ArtifactError
 from .keys import PIPELINE_VERSION, key_from_inputs
 from .pin import canonical_json
@@ -125,8 +126,8 @@ def write_artifact_files(artifacts_dir: Path, slug: str, blobs: dict[str, bytes]
     try:
         tmp.mkdir()
         for name in (*DATA_FILES, META_FILE):  # meta last: without it the directory is not an artifact
-            _write_synced(tmp / name, blobs[name])
-        _fsync_dir(tmp)
+            write_synced(tmp / name, blobs[name])
+        fsync_dir(tmp)
         verify_artifact(tmp, expected_key=key, expected_pin_id=pin_id)
         _swap_in(artifacts_dir, slug, tmp)
     finally:
@@ -192,21 +193,6 @@ def _release(path: Path) -> None:
         _in_flight.discard(path.name)
 
 
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _swap_in(artifacts_dir: Path, slug: str, tmp: Path) -> None:
     target = artifacts_dir / slug
     old = None
@@ -215,7 +201,7 @@ def _swap_in(artifacts_dir: Path, slug: str, tmp: Path) -> None:
         os.rename(target, old)  # from here until the next rename, recover() restores `old`
     try:
         os.rename(tmp, target)
-        _fsync_dir(artifacts_dir)
+        fsync_dir(artifacts_dir)
     except BaseException:
         if old is not None and not target.exists():
             os.rename(old, target)
@@ -245,7 +231,7 @@ def recover(artifacts_dir: Path, slug: str) -> None:
     if olds and not (target.exists() or target.is_symlink()):
         newest = olds[-1]
         os.rename(newest.path, target)
-        _fsync_dir(artifacts_dir)
+        fsync_dir(artifacts_dir)
         stale = [e for e in stale if e.name != newest.name]
     for entry in stale:
         shutil.rmtree(entry.path, ignore_errors=True)

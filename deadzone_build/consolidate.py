@@ -24,6 +24,7 @@ from .artifact import (
     CHUNKS_FILE, DIMENSION, LIBRARY_FILE, META_FILE, VECTORS_FILE, Artifact, artifact_is_current, chunks_bytes,
     meta_text, parse_blobs, read_artifact,
 )
+from .atomic import fsync_dir, write_atomic
 from .errors import ArtifactError, ConsolidateError
 from .keys import PIPELINE_VERSION, slot_key
 from .pin import canonical_json, pin_dict, pin_id
@@ -102,14 +103,14 @@ def consolidate(*, slots: list[Slot], artifacts_dir: Path, db_path: Path, regist
             writer.close()
         digest = _sha256_file(tmp, fsync=True)
         os.replace(tmp, db_path)
-        _fsync_dir(db_path.parent)
+        fsync_dir(db_path.parent)
     finally:
         tmp.unlink(missing_ok=True)
         if base is not None:
             base.close()
-    _write_atomic(sha256_path(db_path), f"{digest}  {db_path.name}\n".encode())
+    write_atomic(sha256_path(db_path), f"{digest}  {db_path.name}\n".encode())
     manifest = _manifest(db_path, digest, slots, records, missing, registry_digest, lib_filter, built_at)
-    _write_atomic(manifest_path(db_path), (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode())
+    write_atomic(manifest_path(db_path), (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode())
     chunks = sum(r["counts"].get("chunks", 0) for r in records.values())
     return ConsolidateResult(db_path=db_path, sha256=digest, libraries=len(records), chunks=chunks,
                              missing=missing, reused=reused)
@@ -381,23 +382,3 @@ def _sha256_file(path: Path, fsync: bool = False) -> str:
         if fsync:  # the db was built with synchronous=OFF: make it durable before the rename
             os.fsync(fh.fileno())
     return digest.hexdigest()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(6)}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

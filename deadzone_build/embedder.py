@@ -30,6 +30,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from . import model_files
+from .atomic import write_synced
 from .errors import EmbedderError
 from .model_files import MAX_SEQ_LENGTH
 from .pin import EMBEDDER_PIN, pin_id
@@ -166,13 +167,6 @@ def _manifest(data: bytes) -> str:
     return json.dumps(record, indent=1, sort_keys=True) + "\n"
 
 
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def _install(cache_dir: Path, data: bytes) -> None:
     """Write model + manifest in a temp dir beside the target, then rename it into place."""
     target = model_path(cache_dir).parent
@@ -180,8 +174,8 @@ def _install(cache_dir: Path, data: bytes) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         staging.chmod(0o755)  # mkdtemp makes it private; the cache is an ordinary directory
-        _write_synced(staging / MODEL_FILE, data)
-        _write_synced(staging / MANIFEST_FILE, _manifest(data).encode())
+        write_synced(staging / MODEL_FILE, data)
+        write_synced(staging / MANIFEST_FILE, _manifest(data).encode())
         if target.exists():
             if model_is_current(cache_dir):  # another process finished first
                 return

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-from typing import Callable
-
 from tqdm import tqdm
 
 
@@ -30,8 +28,3 @@ class SlotProgress:
         for bar in self.bars.values():
             bar.close()
         self.bars.clear()
-
-
-def progress_for(label: str) -> tuple[Callable[[str, int, int], None], Callable[[], None]]:
-    progress = SlotProgress(label)
-    return progress, progress.close

@@ -7,6 +7,7 @@ and leaves any previous artifact untouched (nothing is written before the end).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
@@ -172,9 +173,7 @@ def _chunk_documents(slot: Slot, results: list[fetch.FetchResult]) -> tuple[list
         else:
             report["chunks"] = 0
         reports.append(report)
-    renumbered = [Chunk(url=c.url, heading_path=c.heading_path, ordinal=i, text=c.text, tokens=c.tokens)
-                  for i, c in enumerate(chunks)]
-    return renumbered, reports
+    return [dataclasses.replace(c, ordinal=i) for i, c in enumerate(chunks)], reports
 
 
 def _chunk_record(chunk: Chunk) -> dict[str, Any]:

@@ -15,11 +15,10 @@ Failure comes from the manifest `consolidate` writes beside the db.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from .atomic import write_atomic
 from .errors import DeadzoneError
 
 STATUSES = ("scraped", "cached", "reused", "failed")
@@ -165,11 +164,7 @@ def record_slot_status(status_dir: str | Path, slug: str, *, outcome: str, cache
     directory = Path(status_dir)
     directory.mkdir(parents=True, exist_ok=True)
     record = {"slug": slug, "status": status, "outcome": outcome, "cache_hit": cache_hit == "true"}
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{slug}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(record, handle, sort_keys=True)
-        handle.write("\n")
-    os.replace(tmp, directory / f"{slug}.json")
+    write_atomic(directory / f"{slug}.json", json.dumps(record, sort_keys=True) + "\n")
     return status
 
 

@@ -144,7 +144,7 @@ def _consolidate(ctx: BuildContext, max_missing: str) -> bool:
                              max_missing=int(max_missing), log=print)
     except DeadzoneError as exc:
         return _report_failure(exc)
-    print(result.line() if hasattr(result, "line") else f"consolidate: wrote {ctx.db}")
+    print(result.line())
     return True
 
 
@@ -164,6 +164,7 @@ def consolidate_task(ctx: BuildContext, max_missing: str) -> dict[str, Any]:
 
 
 def _release(ctx: BuildContext, tag: str, draft: bool, dry_run: bool, allow_missing: bool) -> bool:
+    from .commands.release import summary
     from .release import release_db
 
     if not tag:
@@ -173,7 +174,7 @@ def _release(ctx: BuildContext, tag: str, draft: bool, dry_run: bool, allow_miss
                              dry_run=dry_run, allow_missing=allow_missing, log=print)
     except DeadzoneError as exc:
         return _report_failure(exc)
-    print(outcome.line() if hasattr(outcome, "line") else f"release {tag}: done")
+    print(summary(outcome))  # the same words as `deadzone-build release`
     return True
 
 

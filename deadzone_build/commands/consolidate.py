@@ -9,7 +9,7 @@ import sys
 from .. import settings
 from ..keys import registry_digest
 from ..registry import load_registry, select_slots
-from .list import add_registry_arguments
+from .options import add_artifacts_argument, add_db_argument, add_registry_arguments
 
 NAME = "consolidate"
 HELP = ("Build deadzone.db from the artifacts of the registry's slots (deterministic bytes; "
@@ -19,8 +19,8 @@ EXAMPLE = "deadzone-build consolidate --artifacts artifacts --db deadzone.db --m
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_registry_arguments(parser)
-    parser.add_argument("--artifacts", metavar="DIR", help="artifacts directory (default: $DEADZONE_ARTIFACTS or ./artifacts)")
-    parser.add_argument("--db", metavar="PATH", help="database to write (default: $DEADZONE_DB or ./deadzone.db)")
+    add_artifacts_argument(parser)
+    add_db_argument(parser, "database to write")
     parser.add_argument("--max-missing", metavar="N", type=int, default=0,
                         help="build even when up to N slots have no current artifact (default 0, as for a release)")
     parser.add_argument("--base", metavar="OLD.db", help="reuse the rows of slots whose key OLD.db holds "

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from .. import settings
+from .options import add_artifacts_argument
 from ..explain import explain_slot
 from ..registry import find_slot, load_registry
 
@@ -17,7 +18,7 @@ EXAMPLE = "deadzone-build explain spf13_cobra_1.10"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("slug", help="the slot's slug (see `deadzone-build list`)")
     parser.add_argument("--registry", metavar="PATH", help="registry file (default: $DEADZONE_REGISTRY or ./libraries_sources.yaml)")
-    parser.add_argument("--artifacts", metavar="DIR", help="artifacts directory (default: $DEADZONE_ARTIFACTS or ./artifacts)")
+    add_artifacts_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 

@@ -5,27 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from .. import settings
 from ..keys import slot_key
-from ..registry import load_registry, select_slots
+from .options import add_registry_arguments, selected_slots
 
 NAME = "list"
 HELP = "List the registry's slots (one per library version) with their content keys."
 EXAMPLE = "deadzone-build list --lib /spf13/cobra --json"
-
-
-def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
-    """--registry/--lib/--version, shared by every command that selects slots."""
-    parser.add_argument("--registry", metavar="PATH",
-                        help="registry file (default: $DEADZONE_REGISTRY, else ./libraries_sources.yaml)")
-    parser.add_argument("--lib", metavar="LIB_ID", help="only this library, e.g. /spf13/cobra")
-    parser.add_argument("--version", dest="lib_version", metavar="V",
-                        help="only this version of --lib (e.g. 1.10)")
-
-
-def selected_slots(args: argparse.Namespace):
-    slots = load_registry(settings.registry_path(args.registry))
-    return select_slots(slots, args.lib, args.lib_version)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,13 +6,13 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
+from ..atomic import write_atomic
 from ..errors import PlanError
 from ..plan import (MATRIX_LIMIT, Plan, cached_keys_from_file, cached_keys_from_github, fetch_base_db,
                     github_outputs, make_plan, reusable_keys)
-from .list import add_registry_arguments, selected_slots
+from .options import add_registry_arguments, selected_slots
 
 NAME = "plan"
 HELP = ("Plan a CI build: each slot is reused from the release db, restored from actions/cache, "
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     outputs = github_outputs(plan, args.shard_jobs, base_db=plan.counts["reused"] > 0) if args.github_output else {}
     text = json.dumps(plan.to_dict(), indent=1, ensure_ascii=False) + "\n"
     if args.out:
-        _write_atomic(Path(args.out), text)
+        write_atomic(Path(args.out), text)
     if args.github_output:
         _append_outputs(Path(args.github_output), outputs)
     if args.json:
@@ -85,14 +85,6 @@ def _cached_keys(args: argparse.Namespace) -> set[str]:
             raise PlanError("--github needs the repository: pass --repo OWNER/NAME or set GITHUB_REPOSITORY.")
         return cached_keys_from_github(repo)
     return set()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 def _append_outputs(path: Path, outputs: dict[str, str]) -> None:

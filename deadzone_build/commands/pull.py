@@ -8,7 +8,7 @@ import sys
 
 from .. import settings
 from ..errors import DatabaseError
-from .list import add_registry_arguments, selected_slots
+from .options import add_artifacts_argument, add_db_argument, add_registry_arguments, selected_slots
 
 NAME = "pull"
 HELP = "Recreate artifacts/<slug>/ byte for byte for every registry slot whose key the db holds."
@@ -17,8 +17,8 @@ EXAMPLE = "deadzone-build pull --db deadzone.db --artifacts artifacts"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_registry_arguments(parser)
-    parser.add_argument("--db", metavar="PATH", help="database to read (default: $DEADZONE_DB or ./deadzone.db)")
-    parser.add_argument("--artifacts", metavar="DIR", help="artifacts directory (default: $DEADZONE_ARTIFACTS or ./artifacts)")
+    add_db_argument(parser, "database to read")
+    add_artifacts_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 

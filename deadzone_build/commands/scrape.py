@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from .. import settings
-from .list import add_registry_arguments, selected_slots
+from ..errors import SelectionError
+from .options import add_artifacts_argument, add_registry_arguments, selected_slots
 
 NAME = "scrape"
 HELP = "Fetch, chunk and embed the selected library versions into artifacts/<slug>/ (skips current ones)."
@@ -15,7 +16,7 @@ EXAMPLE = "deadzone-build scrape --lib /spf13/cobra --version 1.10"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_registry_arguments(parser)
-    parser.add_argument("--artifacts", metavar="DIR", help="artifacts directory (default: $DEADZONE_ARTIFACTS or ./artifacts)")
+    add_artifacts_argument(parser)
     parser.add_argument("--force", action="store_true", help="rebuild even when the artifact is current")
 
 
@@ -24,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from ..scrape import scrape_slot  # heavy (httpx, onnxruntime): only when scraping
 
     if args.lib is None:
-        raise_missing_lib()
+        raise SelectionError("scrape needs --lib (and --version for one version). Use `doit` to build everything.")
     artifacts = settings.artifacts_dir(args.artifacts)
     cache = settings.cache_dir()
     for slot in selected_slots(args):
@@ -37,9 +38,3 @@ def run(args: argparse.Namespace) -> int:
         for report in outcome.dropped:
             print(f"  dropped {report['url']}: {report.get('reason')}", file=sys.stderr)
     return 0
-
-
-def raise_missing_lib() -> None:
-    from ..errors import SelectionError
-
-    raise SelectionError("scrape needs --lib (and --version for one version). Use `doit` to build everything.")

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from .. import settings
+from .options import add_db_argument
 
 NAME = "search"
 HELP = "Search deadzone.db for documentation chunks (BM25 and embeddings, fused with RRF)."
@@ -16,7 +17,7 @@ def add_db_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("query", metavar="QUERY", help="what to look for, in words or API names")
     parser.add_argument("--limit", type=int, default=10, metavar="N", help="how many results (default 10)")
     parser.add_argument("--json", action="store_true", help="print one JSON array")
-    parser.add_argument("--db", metavar="PATH", help="database (default: $DEADZONE_DB or ./deadzone.db)")
+    add_db_argument(parser, "database")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

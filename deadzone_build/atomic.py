@@ -1,0 +1,40 @@
+"""Atomic, durable file writes: the one way the project puts bytes on disk.
+
+Write to a temp file in the same directory, fsync, rename over the target: a crash or Ctrl-C at
+any point leaves the old file or the new one, never a torn one.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+
+def write_synced(path: Path, data: bytes) -> None:
+    """Write `data` to `path` (a fresh file inside a scratch directory) and fsync it."""
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def fsync_dir(path: Path) -> None:
+    """Make renames inside `path` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Replace `path` with `data` (str is UTF-8) via a synced temp file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(6)}")
+    try:
+        write_synced(tmp, data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
