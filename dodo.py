@@ -13,7 +13,7 @@ from doit import get_var
 
 from deadzone_build import tasks
 
-DOIT_CONFIG = tasks.DOIT_CONFIG
+DOIT_CONFIG = tasks.doit_config()
 _ctx = tasks.build_context(get_var("registry"), get_var("lib"))
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import settings
+from .console import serialize_standard_streams
 from .artifact import ArtifactIsCurrent
 from .consolidate import DbIsCurrent
 from .errors import DeadzoneError
@@ -26,6 +27,26 @@ DOIT_CONFIG: dict[str, Any] = {
     "default_tasks": ["consolidate"],
     "verbosity": 2,
 }
+
+
+def doit_config() -> dict[str, Any]:
+    """DOIT_CONFIG for dodo.py, with stdout/stderr made safe for `doit -n N -P thread` (console.py)."""
+    return {**DOIT_CONFIG, "outfile": serialize_standard_streams()}
+
+
+def doit_task(**fields: Any) -> dict[str, Any]:
+    """A task dict with the fields every task here shares: live output, never captured.
+
+    doit's output capture swaps `sys.stdout` for a per-task object while the action runs. Under
+    `-P thread` another worker's `print()` may be writing to the object being swapped out, and
+    CPython's `print` holds only a borrowed reference to it: use after free, SIGSEGV (about one run
+    in 40 with two slots, one in two with chatty tasks). Uncaptured, `sys.stdout` never changes."""
+    return {"verbosity": 2, "io": {"capture": False}, **fields}
+
+
+def say(text: str, *, err: bool = False) -> None:
+    """One line to stdout (or stderr) in one write, so lines of parallel tasks never interleave."""
+    (sys.stderr if err else sys.stdout).write(text + "\n")
 
 
 @dataclass(frozen=True)
@@ -53,7 +74,7 @@ def build_context(registry_var: str | None, lib_var: str | None = None) -> Build
 
 
 def _report_failure(exc: DeadzoneError) -> bool:
-    print(f"error: {exc}", file=sys.stderr)
+    say(f"error: {exc}", err=True)
     return False  # doit marks the task failed without a traceback
 
 
@@ -79,21 +100,20 @@ def _build_model(cache: Path) -> bool:
     from .embedder import ensure_model
 
     try:
-        path = ensure_model(cache, progress=lambda msg: print(f"embedder: {msg}", file=sys.stderr))
+        path = ensure_model(cache, progress=lambda msg: say(f"embedder: {msg}", err=True))
     except DeadzoneError as exc:
         return _report_failure(exc)
-    print(f"embedder: ready at {path}")
+    say(f"embedder: ready at {path}")
     return True
 
 
 def embedder_task(ctx: BuildContext) -> dict[str, Any]:
-    return {
-        "basename": "embedder",
-        "doc": "build the pinned ONNX model into cache/embedder/<pin>/ (runs only when something must be embedded)",
-        "actions": [(_build_model, (ctx.cache,))],
-        "uptodate": [ModelIsCurrent(ctx.cache)],
-        "verbosity": 2,
-    }
+    return doit_task(
+        basename="embedder",
+        doc="build the pinned ONNX model into cache/embedder/<pin>/ (runs only when something must be embedded)",
+        actions=[(_build_model, (ctx.cache,))],
+        uptodate=[ModelIsCurrent(ctx.cache)],
+    )
 
 
 # ── scrape ───────────────────────────────────────────────────────────────────
@@ -110,9 +130,9 @@ def _scrape(slot: Slot, artifacts: Path, cache: Path) -> bool:
         return _report_failure(exc)
     finally:
         progress.close()
-    print(outcome.line())
+    say(outcome.line())
     for report in outcome.dropped:
-        print(f"  dropped {report['url']}: {report.get('reason')}")
+        say(f"  dropped {report['url']}: {report.get('reason')}")
     return True
 
 
@@ -120,15 +140,14 @@ def scrape_tasks(ctx: BuildContext) -> Iterator[dict[str, Any]]:
     """One `scrape:<slug>` subtask per slot, in registry order."""
     yield {"basename": "scrape", "name": None, "doc": "scrape every slot (doit scrape:<slug> for one)"}
     for slot in ctx.slots:
-        yield {
-            "basename": "scrape",
-            "name": slot.slug,
-            "doc": f"fetch, chunk and embed {slot.label} into {ctx.artifacts / slot.slug}",
-            "actions": [(_scrape, (slot, ctx.artifacts, ctx.cache))],
-            "uptodate": [ArtifactIsCurrent(ctx.artifacts / slot.slug, slot_key(slot))],
-            "setup": ["embedder"],
-            "verbosity": 2,
-        }
+        yield doit_task(
+            basename="scrape",
+            name=slot.slug,
+            doc=f"fetch, chunk and embed {slot.label} into {ctx.artifacts / slot.slug}",
+            actions=[(_scrape, (slot, ctx.artifacts, ctx.cache))],
+            uptodate=[ArtifactIsCurrent(ctx.artifacts / slot.slug, slot_key(slot))],
+            setup=["embedder"],
+        )
 
 
 # ── consolidate ──────────────────────────────────────────────────────────────
@@ -141,23 +160,22 @@ def _consolidate(ctx: BuildContext, max_missing: str) -> bool:
     try:
         result = consolidate(slots=ctx.slots, artifacts_dir=ctx.artifacts, db_path=ctx.db,
                              registry_digest=registry_digest(ctx.all_slots), lib_filter=ctx.lib or "",
-                             max_missing=int(max_missing), log=print)
+                             max_missing=int(max_missing), log=say)
     except DeadzoneError as exc:
         return _report_failure(exc)
-    print(result.line())
+    say(result.line())
     return True
 
 
 def consolidate_task(ctx: BuildContext, max_missing: str) -> dict[str, Any]:
-    return {
-        "basename": "consolidate",
-        "doc": "merge every current artifact into deadzone.db (+ .sha256, manifest.json)",
-        "actions": [(_consolidate, (ctx, max_missing))],
-        "task_dep": ["scrape"],
-        "uptodate": [DbIsCurrent(ctx.db, ctx.slots, ctx.artifacts)],
-        "targets": [str(ctx.db)],
-        "verbosity": 2,
-    }
+    return doit_task(
+        basename="consolidate",
+        doc="merge every current artifact into deadzone.db (+ .sha256, manifest.json)",
+        actions=[(_consolidate, (ctx, max_missing))],
+        task_dep=["scrape"],
+        uptodate=[DbIsCurrent(ctx.db, ctx.slots, ctx.artifacts)],
+        targets=[str(ctx.db)],
+    )
 
 
 # ── release ──────────────────────────────────────────────────────────────────
@@ -171,19 +189,19 @@ def _release(ctx: BuildContext, tag: str, draft: bool, dry_run: bool, allow_miss
         return _report_failure(DeadzoneError("release needs a tag: run `doit release --tag v2026.11.25`."))
     try:
         outcome = release_db(tag=tag, repo=None, db=ctx.db, registry=ctx.registry, draft=draft,
-                             dry_run=dry_run, allow_missing=allow_missing, log=print)
+                             dry_run=dry_run, allow_missing=allow_missing, log=say)
     except DeadzoneError as exc:
         return _report_failure(exc)
-    print(summary(outcome))  # the same words as `deadzone-build release`
+    say(summary(outcome))  # the same words as `deadzone-build release`
     return True
 
 
 def release_task(ctx: BuildContext) -> dict[str, Any]:
-    return {
-        "basename": "release",
-        "doc": "publish deadzone.db to the GitHub Release TAG (doit release --tag TAG [--draft] [--dry-run])",
-        "actions": [(_release, (ctx,))],
-        "params": [
+    return doit_task(
+        basename="release",
+        doc="publish deadzone.db to the GitHub Release TAG (doit release --tag TAG [--draft] [--dry-run])",
+        actions=[(_release, (ctx,))],
+        params=[
             {"name": "tag", "long": "tag", "default": "", "help": "release tag, e.g. v2026.11.25"},
             {"name": "draft", "long": "draft", "type": bool, "default": False, "help": "create the release as a draft"},
             {"name": "dry_run", "long": "dry-run", "type": bool, "default": False,
@@ -191,7 +209,6 @@ def release_task(ctx: BuildContext) -> dict[str, Any]:
             {"name": "allow_missing", "long": "allow-missing", "type": bool, "default": False,
              "help": "publish even if some slots are missing"},
         ],
-        "task_dep": ["consolidate"],
-        "uptodate": [False],
-        "verbosity": 2,
-    }
+        task_dep=["consolidate"],
+        uptodate=[False],
+    )
