@@ -6,7 +6,7 @@
     doit release --tag TAG            publish deadzone.db to a GitHub Release
     doit registry=PATH ...            another registry (or set DEADZONE_REGISTRY)
     doit lib=/org/project ...         only that library's slots
-    doit max_missing=N consolidate    tolerate N missing slots (default 0)
+    doit --single max_missing=N consolidate   tolerate N missing slots (default 0)
 """
 
 from doit import get_var

@@ -329,11 +329,14 @@ class _Base:
 # ── up-to-date check and file helpers ────────────────────────────────────────
 
 
-def db_is_current(db_path: Path, slots: list[Slot], artifacts_dir: Path | None = None) -> bool:
+def db_is_current(db_path: Path, slots: list[Slot], artifacts_dir: Path | None = None,
+                  max_missing: int | None = None) -> bool:
     """True when `db_path` was consolidated from exactly these slot keys with this pin and is intact.
 
     Decided from the files (manifest.json, the db's sha256), never from doit's dep file. With
     `artifacts_dir`, a slot the db lacks whose artifact has since appeared also makes it stale.
+    With `max_missing`, a db that lacks more slots than that is stale too, so a build that
+    tolerated missing slots never passes for one that does not (consolidating again fails, and says why).
     """
     db_path = Path(db_path)
     try:
@@ -348,6 +351,8 @@ def db_is_current(db_path: Path, slots: list[Slot], artifacts_dir: Path | None =
             return False
         if _sha256_file(db_path) != manifest["sha256"]:
             return False
+        if max_missing is not None and sum(1 for e in entries if e["status"] != "ok") > max_missing:
+            return False
         if artifacts_dir is not None:
             for e in entries:
                 if e["status"] != "ok" and artifact_is_current(Path(artifacts_dir) / e["slug"], e["key"]):
@@ -360,18 +365,21 @@ def db_is_current(db_path: Path, slots: list[Slot], artifacts_dir: Path | None =
 class DbIsCurrent:
     """doit `uptodate` check for the consolidate task (picklable; `doit info` prints the repr)."""
 
-    def __init__(self, db_path: Path, slots: Iterable[Slot], artifacts_dir: Path | None = None) -> None:
+    def __init__(self, db_path: Path, slots: Iterable[Slot], artifacts_dir: Path | None = None,
+                 max_missing: int | None = None) -> None:
         self.db_path = Path(db_path)
         self.slots = list(slots)
         self.artifacts_dir = Path(artifacts_dir) if artifacts_dir is not None else None
+        self.max_missing = max_missing
 
     def __call__(self, task: Any = None, values: Any = None) -> bool:
-        return db_is_current(self.db_path, self.slots, self.artifacts_dir)
+        return db_is_current(self.db_path, self.slots, self.artifacts_dir, self.max_missing)
 
     def __repr__(self) -> str:
+        limit = "" if self.max_missing is None else f", at most {self.max_missing} of them missing"
         return (f"DbIsCurrent({str(self.db_path)!r}, {len(self.slots)} slots): up to date when "
-                f"{manifest_path(self.db_path)} records exactly these slot keys and the current embedder pin, "
-                "and the db matches its sha256")
+                f"{manifest_path(self.db_path)} records exactly these slot keys{limit} and the current "
+                "embedder pin, and the db matches its sha256")
 
 
 def _sha256_file(path: Path, fsync: bool = False) -> str:

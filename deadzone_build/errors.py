@@ -10,6 +10,7 @@
     ├── ConsolidateError          deadzone.db could not be built
     ├── DatabaseError             deadzone.db is missing, corrupt or built with another pin/schema
     ├── ReleaseError              publishing or downloading a GitHub Release failed
+    │   └── ReleaseAssetMissing   the release exists but lacks deadzone.db or its .sha256
     └── PlanError                 the CI plan could not be computed
 
 The library raises these; only the CLI and doit tasks decide how they look.
@@ -55,6 +56,10 @@ class DatabaseError(DeadzoneError):
 
 
 class ReleaseError(DeadzoneError):
+    pass
+
+
+class ReleaseAssetMissing(ReleaseError):
     pass
 
 

@@ -289,7 +289,8 @@ def _attempt(url: str, client: httpx.Client, settings: FetchSettings) -> FetchRe
         return _Retry(f"network error ({type(exc).__name__}: {exc})")
     except httpx.TooManyRedirects:
         return _dropped(url, None, "too many redirects; point the registry at the final URL.")
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:  # bad scheme, malformed URL: retrying cannot help
+    except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:
+        # bad scheme, malformed URL or host (an empty or bad IDNA label is a UnicodeError): retrying cannot help
         return _dropped(url, None, f"cannot request this URL ({type(exc).__name__}: {exc}); fix it in the registry.")
 
 

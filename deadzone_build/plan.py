@@ -142,10 +142,13 @@ def cached_keys_from_github(repo: str, prefix: str = "deadzone-") -> set[str]:
 
 def fetch_base_db(out: str | Path, *, tag: str = "latest", repo: str | None = None,
                   log: Callable[[str], None] = lambda line: None) -> Path | None:
-    """Download the released db of `tag` to `out` (verified); None when there is no such release.
+    """Download the released db of `tag` to `out` (verified); None when there is none to download.
 
-    Only "no release" yields None (the first run of a repository plans every slot); any other
-    failure raises, so an outage never silently turns into a full rebuild."""
+    None means "no such release" (the first run of a repository) or "the release lacks its db"
+    (a publish interrupted between deleting the old assets and renaming the new ones, which the
+    next release run repairs): every slot is planned. Any other failure raises, so an outage or a
+    db that does not verify never silently turns into a full rebuild."""
+    from .errors import ReleaseAssetMissing
     from .github import GitHubClient, resolve_api_url, resolve_repo, resolve_token
     from .release import fetch_release
 
@@ -155,7 +158,11 @@ def fetch_base_db(out: str | Path, *, tag: str = "latest", repo: str | None = No
         log(f"{client.repo} has no {'published release' if tag == 'latest' else f'release {tag}'}: "
             "every slot is planned")
         return None
-    return fetch_release(tag=str(release.get("tag_name") or tag), repo=client.repo, out=Path(out), log=log)
+    try:
+        return fetch_release(tag=str(release.get("tag_name") or tag), repo=client.repo, out=Path(out), log=log)
+    except ReleaseAssetMissing as exc:
+        log(f"warning: {exc} Every slot is planned; the next release run repairs the release.")
+        return None
 
 
 def matrix_json(shard: list[dict[str, str]]) -> str:

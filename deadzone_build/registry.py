@@ -334,7 +334,18 @@ def _resolve_url(url: str, ref: str | None, line: int, problems: _Problems, labe
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         problems.add(line, label, f"`{url}` is not an http(s) URL. Write a full https:// URL.")
+    elif not _host_is_wellformed(parts.hostname or ""):
+        problems.add(line, label, f"`{url}` has a malformed host `{parts.hostname}` (an empty or over-long "
+                     "label). Correct the host name.")
     return url
+
+
+def _host_is_wellformed(host: str) -> bool:
+    """Every dot-separated label 1..63 characters (the IDNA codec's own check, without network)."""
+    try:
+        return bool(host) and bool(host.encode("idna"))
+    except UnicodeError:
+        return False
 
 
 def _check_unique(slots: list[Slot], problems: _Problems) -> None:

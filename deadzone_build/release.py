@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from . import dbschema
-from .errors import DatabaseError, ReleaseError
+from .errors import DatabaseError, ReleaseAssetMissing, ReleaseError
 from .github import GitHubClient, resolve_api_url, resolve_repo, resolve_token
 from .keys import registry_digest
 from .pin import pin_id
@@ -418,7 +418,7 @@ def fetch_release(*, tag: str = "latest", repo: str | None, out: Path, api_url: 
     assets = {a["name"]: a for a in client.list_assets(int(release["id"])) if a.get("state") == "uploaded"}
     for name in (ASSET_DB, ASSET_SHA256):
         if name not in assets:
-            raise ReleaseError(f"{label} has no {name} asset; publish it with `deadzone-build release`, "
+            raise ReleaseAssetMissing(f"{label} has no {name} asset; publish it with `deadzone-build release`, "
                                f"or pick another --tag.")
     expected = parse_sha256(client.read_asset(assets[ASSET_SHA256]), f"{ASSET_SHA256} of {label}")
     digest = _digest(assets[ASSET_DB])

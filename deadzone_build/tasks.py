@@ -160,11 +160,23 @@ def _consolidate(ctx: BuildContext, max_missing: str) -> bool:
     try:
         result = consolidate(slots=ctx.slots, artifacts_dir=ctx.artifacts, db_path=ctx.db,
                              registry_digest=registry_digest(ctx.all_slots), lib_filter=ctx.lib or "",
-                             max_missing=int(max_missing), log=say)
+                             max_missing=_max_missing(max_missing), log=say)
     except DeadzoneError as exc:
         return _report_failure(exc)
     say(result.line())
     return True
+
+
+def _max_missing(text: str) -> int:
+    """The doit variable max_missing=N; a bad value ends the run with a message, not a traceback."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        say(f"doit: error: max_missing={text!r} is not a count of slots; use e.g. `doit max_missing=2`.", err=True)
+        raise SystemExit(1)
+    return value
 
 
 def consolidate_task(ctx: BuildContext, max_missing: str) -> dict[str, Any]:
@@ -173,7 +185,7 @@ def consolidate_task(ctx: BuildContext, max_missing: str) -> dict[str, Any]:
         doc="merge every current artifact into deadzone.db (+ .sha256, manifest.json)",
         actions=[(_consolidate, (ctx, max_missing))],
         task_dep=["scrape"],
-        uptodate=[DbIsCurrent(ctx.db, ctx.slots, ctx.artifacts)],
+        uptodate=[DbIsCurrent(ctx.db, ctx.slots, ctx.artifacts, _max_missing(max_missing))],
         targets=[str(ctx.db)],
     )
 

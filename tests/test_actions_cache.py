@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from deadzone_build.actions_cache import list_caches
@@ -88,8 +90,11 @@ def test_gives_up_after_the_retries(caches_api):
 
 
 def test_unreachable_api_names_the_url():
-    with pytest.raises(PlanError, match=r"GET http://127\.0\.0\.1:9/repos/octo/deadzone/actions/caches"):
-        list_caches(REPO, api_url="http://127.0.0.1:9", retries=1, sleep=no_sleep([]))
+    with socket.socket() as sock:  # bound but never listening: the connection is refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        with pytest.raises(PlanError, match=rf"GET http://127\.0\.0\.1:{port}/repos/octo/deadzone/actions/caches"):
+            list_caches(REPO, api_url=f"http://127.0.0.1:{port}", retries=1, sleep=no_sleep([]))
 
 
 def test_a_malformed_answer_is_refused(caches_api):

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import shutil
 import sqlite3
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import REPO
 from deadzone_build import dbschema as S
 from deadzone_build.artifact import VECTORS_FILE, read_artifact
 from deadzone_build.cli import main
@@ -213,6 +217,10 @@ def test_db_is_stale_when_a_missing_artifact_appears(fake_artifacts: Path, fake_
     late = make_slot("/late/lib")
     build([*fake_slots, late], fake_artifacts, db, max_missing=1)
     assert db_is_current(db, [*fake_slots, late], fake_artifacts)
+    # a db that tolerated one missing slot is current for max_missing=1, never for a complete build
+    assert db_is_current(db, [*fake_slots, late], fake_artifacts, max_missing=1)
+    assert not db_is_current(db, [*fake_slots, late], fake_artifacts, max_missing=0)
+    assert not DbIsCurrent(db, [*fake_slots, late], fake_artifacts, max_missing=0)()
     write_fake_artifact(fake_artifacts, late)
     assert db_is_current(db, [*fake_slots, late])  # without artifacts_dir only keys and pin are compared
     assert not db_is_current(db, [*fake_slots, late], fake_artifacts)
@@ -242,3 +250,33 @@ def test_vectors_round_trip_exactly(fake_artifacts: Path, fake_slots, tmp_path: 
     blob = sqlite3.connect(db).execute("SELECT vector FROM chunks WHERE id = 1").fetchone()[0]
     first = read_artifact(fake_artifacts / "acme_gadgets_2.1").vectors[0]
     np.testing.assert_array_equal(np.frombuffer(blob, dtype="<f4"), first)
+
+
+def _doit_consolidate(tmp_path: Path, artifacts: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, DEADZONE_REGISTRY=str(tmp_path / "libraries_sources.yaml"),
+               DEADZONE_ARTIFACTS=str(artifacts), DEADZONE_DB=str(tmp_path / "deadzone.db"),
+               DEADZONE_CACHE=str(tmp_path / "cache"))
+    return subprocess.run([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(tmp_path),
+                           "--single", *args, "consolidate"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_doit_consolidate_never_passes_a_tolerant_db_off_as_complete(fake_artifacts: Path, fake_slots,
+                                                                     tmp_path: Path) -> None:
+    late = make_slot("/late/lib")
+    (tmp_path / "libraries_sources.yaml").write_text(registry_yaml([*fake_slots, late]))
+    tolerant = _doit_consolidate(tmp_path, fake_artifacts, "max_missing=1")
+    assert tolerant.returncode == 0, tolerant.stdout + tolerant.stderr
+    assert _doit_consolidate(tmp_path, fake_artifacts, "max_missing=1").stdout.startswith("-- consolidate")
+    db_bytes = (tmp_path / "deadzone.db").read_bytes()
+    strict = _doit_consolidate(tmp_path, fake_artifacts)  # max_missing defaults to 0
+    assert strict.returncode != 0 and "/late/lib [missing]" in strict.stdout + strict.stderr
+    assert (tmp_path / "deadzone.db").read_bytes() == db_bytes  # the refused build lost nothing
+
+
+@pytest.mark.parametrize("value", ["many", "-1", ""])
+def test_doit_max_missing_must_be_a_count(fake_slots, fake_artifacts: Path, tmp_path: Path, value: str) -> None:
+    (tmp_path / "libraries_sources.yaml").write_text(registry_yaml(fake_slots))
+    proc = _doit_consolidate(tmp_path, fake_artifacts, f"max_missing={value}")
+    assert proc.returncode != 0 and "is not a count of slots" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "deadzone.db").exists()

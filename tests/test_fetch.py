@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import hashlib
 import socket
@@ -17,8 +18,11 @@ from deadzone_build.fetch import (FetchResult, FetchSettings, fetch_all, fetch_f
 from deadzone_build.registry import load_registry
 from fx_docserver import BINARY_BODY, MIRROR_DIR, NON_UTF8_BODY
 
-FAST = FetchSettings(connect_timeout=2, read_timeout=0.3, retries=2, backoff_base=0.01,
+# A generous read timeout where the server is meant to answer (two busy cores may stall it), and
+# a short one only for the tests whose server hangs on purpose.
+FAST = FetchSettings(connect_timeout=2, read_timeout=10, retries=2, backoff_base=0.01,
                      max_retry_after=5, concurrency=4)
+HANG = dataclasses.replace(FAST, read_timeout=0.3)
 TOKEN = "ghp_s3cretTOKENvalue0123456789"
 HUGOT = "https://raw.githubusercontent.com/knights-analytics/hugot/v0.7.2/"
 README = HUGOT + "README.md"
@@ -41,6 +45,13 @@ def sleeps() -> Sleeps:
 @pytest.fixture
 def client(docs_server):
     with make_client(FAST, rewrite=parse_rewrite(docs_server.rewrite), token="") as client:
+        yield client
+
+
+@pytest.fixture
+def impatient_client(docs_server):
+    """A client whose read timeout (0.3 s) the hang faults outlast."""
+    with make_client(HANG, rewrite=parse_rewrite(docs_server.rewrite), token="") as client:
         yield client
 
 
@@ -123,9 +134,9 @@ def test_a_5xx_that_persists_is_dropped_after_every_retry(docs_server, client, s
     assert_ok(contrib, docs_server)
 
 
-def test_a_hang_past_the_read_timeout_is_dropped_and_reported(docs_server, client, sleeps):
+def test_a_hang_past_the_read_timeout_is_dropped_and_reported(docs_server, impatient_client, sleeps):
     docs_server.faults.hang(README, seconds=10)
-    readme, contrib = fetch([README, CONTRIB], client, sleeps)
+    readme, contrib = fetch([README, CONTRIB], impatient_client, sleeps, HANG)
     assert not readme.ok and readme.http_status is None
     assert "timed out" in readme.reason and "0.3 s" in readme.reason
     assert readme.report()["status"] == "dropped"
@@ -133,9 +144,9 @@ def test_a_hang_past_the_read_timeout_is_dropped_and_reported(docs_server, clien
     assert_ok(contrib, docs_server)
 
 
-def test_a_hang_once_then_an_answer_succeeds(docs_server, client, sleeps):
+def test_a_hang_once_then_an_answer_succeeds(docs_server, impatient_client, sleeps):
     docs_server.faults.hang(README, seconds=10, times=1)
-    [result] = fetch([README], client, sleeps)
+    [result] = fetch([README], impatient_client, sleeps, HANG)
     assert_ok(result, docs_server)
     assert result.attempts == 2
 
@@ -156,14 +167,24 @@ def test_a_body_that_keeps_truncating_is_dropped(docs_server, client, sleeps):
 
 
 def test_a_refused_connection_is_retried_then_dropped(sleeps):
-    with socket.socket() as probe:  # a port that nothing listens on
+    with socket.socket() as probe:  # bound but never listening: refused, and no other test can take the port
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    rewrite = [("https://raw.githubusercontent.com/", f"http://127.0.0.1:{port}/")]
-    with make_client(FAST, rewrite=rewrite, token="") as client:
-        [result] = fetch([README], client, sleeps)
+        rewrite = [("https://raw.githubusercontent.com/", f"http://127.0.0.1:{port}/")]
+        with make_client(FAST, rewrite=rewrite, token="") as client:
+            [result] = fetch([README], client, sleeps)
     assert not result.ok and "network error" in result.reason and result.attempts == 3
     assert sleeps == [0.01, 0.02]
+
+
+@pytest.mark.parametrize("host", ["raw.githubusercontent..com", "a" * 64 + ".example", "xn--.example"])
+def test_a_malformed_host_is_dropped_and_the_rest_fetched(docs_server, client, sleeps, host):
+    """The registry refuses such hosts; a URL that reaches the fetcher anyway costs one document, not the slot."""
+    bad = f"https://{host}/acme/widgets/main/README.md"
+    readme, broken = fetch([README, bad], client, sleeps)
+    assert readme.ok
+    assert not broken.ok and "cannot request this URL" in broken.reason and broken.attempts == 1
+    assert sleeps == []
 
 
 # ── Retry-After ──────────────────────────────────────────────────────────────
@@ -318,8 +339,8 @@ def test_the_token_never_appears_in_reasons_or_exceptions(docs_server, sleeps):
     faults.binary(urls[4])
     faults.non_utf8(urls[5])
     faults.status(urls[6], 401)
-    with make_client(FAST, rewrite=parse_rewrite(docs_server.rewrite), token=TOKEN) as client:
-        results = fetch(urls, client, sleeps)
+    with make_client(HANG, rewrite=parse_rewrite(docs_server.rewrite), token=TOKEN) as client:
+        results = fetch(urls, client, sleeps, HANG)
         assert not any(result.ok for result in results)
         assert all(result.reason and TOKEN not in repr(result) for result in results)
         assert TOKEN not in repr(client._transport)

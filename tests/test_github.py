@@ -49,16 +49,16 @@ def test_a_rate_limit_longer_than_max_wait_fails_at_once(fake_github):
 
 
 def test_a_refused_connection_is_retried_then_reported():
-    with socket.socket() as sock:  # a port nobody listens on
+    with socket.socket() as sock:  # bound but never listening: refused, and no other test can take the port
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    sleeps: list[float] = []
-    lines: list[str] = []
-    client = GitHubClient(FAKE_REPO, token=FAKE_TOKEN, api_url=f"http://127.0.0.1:{port}", sleep=sleeps.append,
-                          log=lines.append, policy=RetryPolicy(attempts=3))
+        sleeps: list[float] = []
+        lines: list[str] = []
+        client = GitHubClient(FAKE_REPO, token=FAKE_TOKEN, api_url=f"http://127.0.0.1:{port}", sleep=sleeps.append,
+                              log=lines.append, policy=RetryPolicy(attempts=3))
 
-    with pytest.raises(ReleaseError, match=r"kept failing GET .* \(connection failed: ConnectError\) after 3"):
-        client.latest_release()
+        with pytest.raises(ReleaseError, match=r"kept failing GET .* \(connection failed: ConnectError\) after 3"):
+            client.latest_release()
     assert sleeps == [1.0, 2.0] and len(lines) == 2
 
 

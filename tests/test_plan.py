@@ -261,6 +261,21 @@ def test_cli_plan_refuses_a_release_whose_db_does_not_verify(tmp_path, releases,
     assert not base.exists() and not gh_output.exists()  # an outage never turns into a full rebuild
 
 
+def test_cli_plan_over_a_release_left_without_its_db_plans_every_slot(tmp_path, releases, capsys):
+    """A publish killed between deleting the old assets and renaming the new ones leaves no deadzone.db."""
+    from deadzone_build.github import GitHubClient
+
+    GitHubClient(releases.repo, token=releases.token, api_url=releases.api_url).create_release("v1", draft=False)
+    releases.add_asset("v1", "deadzone.db.tmp-0123", b"staged by an interrupted run")
+    base, gh_output = tmp_path / "plan" / "deadzone.db", tmp_path / "github_output"
+    assert main(["plan", "--registry", str(REGISTRY), "--fetch-base", "--base-db", str(base),
+                 "--github-output", str(gh_output)]) == 0
+    outputs = read_outputs(gh_output)
+    assert (outputs["base_db"], outputs["to_scrape"]) == ("false", "20")
+    assert not base.exists()
+    assert "has no deadzone.db asset" in capsys.readouterr().err
+
+
 def test_fetch_base_needs_a_place_for_the_db(capsys):
     assert main(["plan", "--registry", str(REGISTRY), "--fetch-base"]) == 1
     assert "--fetch-base needs --base-db" in capsys.readouterr().err

@@ -66,6 +66,7 @@ ERROR_CASES = [
     ("unknown_kind.yaml", 3, "/acme/widgets", "Valid kinds: github-md, github-rst, scrape-via-agent, godoc"),
     ("empty_url.yaml", 6, "/acme/widgets", "empty URL"),
     ("non_http_url.yaml", 5, "/acme/widgets", "not an http(s) URL"),
+    ("malformed_host.yaml", 5, "/acme/widgets", "malformed host `raw.githubusercontent..com`"),
     ("ref_without_ref.yaml", 5, "/acme/widgets", "no ref is set"),
     ("version_placeholder.yaml", 7, "/acme/widgets@1.0", "Use `{ref}`"),
     ("whitespace_ref.yaml", 4, "/acme/widgets", "without whitespace"),

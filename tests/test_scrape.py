@@ -24,7 +24,9 @@ from deadzone_build.registry import load_registry, parse_registry, select_slots
 from deadzone_build.scrape import scrape_slot
 
 SHIPPED = load_registry(REPO / "libraries_sources.yaml")
-FAST = FetchSettings(connect_timeout=1.0, read_timeout=0.5, retries=2, backoff_base=0.01, max_retry_after=0.05)
+# read timeout: long enough that a stalled but answering server is not a hang on two busy cores,
+# short enough that the hang fault (10 s) costs three timeouts, not three hangs
+FAST = FetchSettings(connect_timeout=2.0, read_timeout=2.0, retries=2, backoff_base=0.01, max_retry_after=0.05)
 
 SMALL_REGISTRY = """\
 libraries:
@@ -88,7 +90,7 @@ def test_faults_are_retried_or_dropped_and_reported(docs_server, tmp_path, embed
     the_slot = slot("/direnv/direnv", "2.36")
     flaky, slow, cut, gone = (the_slot.urls[1], the_slot.urls[2], the_slot.urls[3], the_slot.urls[4])
     docs_server.faults.status(flaky, 500, times=2)
-    docs_server.faults.hang(slow, seconds=3)
+    docs_server.faults.hang(slow, seconds=10)
     docs_server.faults.truncate(cut)
     docs_server.faults.not_found(gone)
     outcome = run_scrape(the_slot, docs_server, tmp_path, embedder, embedder_cache)
@@ -145,6 +147,47 @@ def test_explain_names_the_changed_input(docs_server, tmp_path, embedder, embedd
     result = explain_slot(changed, tmp_path / "artifacts")
     assert not result.current
     assert any(r.startswith("changed slot.description:") for r in result.reasons)
+
+
+# ── deadzone-build scrape / explain ──────────────────────────────────────────
+
+TWO_VERSIONS = """\
+libraries:
+  - lib_id: /knights-analytics/hugot
+    description: Go library for running HuggingFace transformer models on the ONNX Runtime.
+    kind: github-md
+    versions:
+      "0.1": { ref: v0.0.0-not-mirrored }
+      "0.6": { ref: v0.6.5 }
+    urls:
+      - https://raw.githubusercontent.com/knights-analytics/hugot/{ref}/README.md
+"""
+
+
+def test_cli_scrape_builds_every_version_it_can_and_names_the_one_that_failed(
+        docs_server, tmp_path, embedder_cache, monkeypatch, capsys) -> None:
+    from deadzone_build.cli import main
+
+    registry = tmp_path / "libraries_sources.yaml"
+    registry.write_text(TWO_VERSIONS)
+    monkeypatch.setenv("DEADZONE_URL_REWRITE", docs_server.rewrite)
+    monkeypatch.setenv("DEADZONE_CACHE", str(embedder_cache))
+    args = ["--registry", str(registry), "--artifacts", str(tmp_path / "artifacts"), "--lib", "/knights-analytics/hugot"]
+    assert main(["scrape", *args]) == 1
+    out, err = capsys.readouterr()
+    assert "failed     /knights-analytics/hugot@0.1: no artifact written" in err and "HTTP 404" in err
+    assert "failed     /knights-analytics/hugot@0.1:" in err and "404" in err
+    assert "1 of 2 slots failed (/knights-analytics/hugot@0.1)" in err
+    assert "scraped    /knights-analytics/hugot@0.6:" in out  # the failure did not stop the next version
+    assert sorted(p.name for p in (tmp_path / "artifacts").iterdir() if not p.name.startswith(".")) == [
+        "knights-analytics_hugot_0.6"]
+
+    assert main(["explain", "knights-analytics_hugot_0.6", *args[:4]]) == 0
+    assert "knights-analytics/hugot@0.6: current" in capsys.readouterr().out
+    registry.write_text(TWO_VERSIONS.replace("on the ONNX Runtime", "on ONNX Runtime"))
+    assert main(["explain", "knights-analytics_hugot_0.6", *args[:4]]) == 0
+    out = capsys.readouterr().out
+    assert "NOT current" in out and "changed slot.description:" in out
 
 
 # ── doit, as users and CI run it ─────────────────────────────────────────────

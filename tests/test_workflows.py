@@ -115,7 +115,27 @@ def test_scrape_pack_inputs_schedule_and_concurrency():
     assert set(workflow["on"]["workflow_dispatch"]["inputs"]) == {"lib", "tag"}
     assert workflow["on"]["schedule"]
     assert workflow["concurrency"]["cancel-in-progress"] == "false"
-    assert workflow["jobs"]["release"]["if"] == "inputs.tag != '' && inputs.lib == ''"
+    release_if = workflow["jobs"]["release"]["if"]
+    assert "needs.consolidate.result == 'success'" in release_if
+    assert "inputs.tag != ''" in release_if and "inputs.lib == ''" in release_if
+
+
+def _upstream(jobs: dict, name: str) -> set[str]:
+    needs = jobs[name].get("needs", [])
+    direct = {needs} if isinstance(needs, str) else set(needs)
+    return direct.union(*(_upstream(jobs, n) for n in direct)) if direct else set()
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_a_job_after_a_skippable_job_checks_status_itself(path):
+    """GitHub skips a job whose `if` has no status function when anything upstream was skipped
+    (its implicit success() covers every ancestor): downstream of a conditional job, say !cancelled()."""
+    jobs = load(path.name)["jobs"]
+    for name, job in jobs.items():
+        skippable = sorted(n for n in _upstream(jobs, name) if "if" in jobs[n])
+        if skippable:
+            condition = job.get("if", "")
+            assert "!cancelled()" in condition or "always()" in condition, (name, skippable, condition)
 
 
 def test_one_shard_job_per_plan_output_and_the_plan_knows_how_many():
@@ -144,3 +164,12 @@ def test_the_shard_restores_by_the_plans_key_and_saves_only_on_a_miss():
     assert steps["scrape"]["run"] == 'doit "scrape:$SLUG"'
     upload = steps["Hand the artifact to consolidate"]
     assert upload["with"]["retention-days"] == "1" and upload["with"]["path"] == "out/"
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_every_artifact_upload_survives_a_rerun(path):
+    """upload-artifact v4 refuses a name that the run already holds unless told to overwrite."""
+    for name, job in load(path.name)["jobs"].items():
+        for step in job.get("steps", []):
+            if step.get("uses", "").startswith("actions/upload-artifact@"):
+                assert step["with"].get("overwrite") == "true", (name, step.get("name"))

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from .. import settings
-from ..errors import SelectionError
+from ..errors import ArtifactError, ScrapeError, SelectionError
 from .options import add_artifacts_argument, add_registry_arguments, selected_slots
 
 NAME = "scrape"
@@ -28,13 +28,23 @@ def run(args: argparse.Namespace) -> int:
         raise SelectionError("scrape needs --lib (and --version for one version). Use `doit` to build everything.")
     artifacts = settings.artifacts_dir(args.artifacts)
     cache = settings.cache_dir()
-    for slot in selected_slots(args):
+    slots = selected_slots(args)
+    failed = []
+    for slot in slots:
         progress = SlotProgress(slot.label)
         try:
             outcome = scrape_slot(slot, artifacts_dir=artifacts, cache_dir=cache, progress=progress, force=args.force)
+        except (ScrapeError, ArtifactError) as exc:  # this slot only: the other versions still get built
+            failed.append(slot.label)
+            message = str(exc) if str(exc).startswith(slot.label) else f"{slot.label}: {exc}"
+            print(f"failed     {message}", file=sys.stderr)
+            continue
         finally:
             progress.close()
         print(outcome.line())
         for report in outcome.dropped:
             print(f"  dropped {report['url']}: {report.get('reason')}", file=sys.stderr)
+    if failed:
+        raise ScrapeError(f"{len(failed)} of {len(slots)} slots failed ({', '.join(failed)}); the others were "
+                          "built. Fix or remove the failing entries (reasons above) and run again.")
     return 0
