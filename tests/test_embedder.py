@@ -89,6 +89,24 @@ def test_fp32_graph_matches_the_numpy_reference(weights, reference_chunks):
     assert _cosines(got, want).min() > 0.99999
 
 
+def test_600_corpus_chunks_are_close_to_the_fp32_graph(embedder, weights):
+    """Wider than the numpy check above: the bench corpus (docs packed to ~180 pieces, cut to the
+    window) against the unquantised graph, which the test above ties to the numpy reference.
+    `python bench/embed.py --texts 2000` checks 2,000 the same way."""
+    import onnxruntime as ort
+
+    texts = docs_chunks(600)
+    model = build_bert_graph(weights, BertShape.from_pin(EMBEDDER_PIN["architecture"]))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    reference = np.stack([session.run(None, {"input_ids": np.array([ids])})[0][0].mean(0) for ids in _ids(texts)])
+    cosines = _cosines(embedder.embed(texts), reference)
+    worst = int(cosines.argmin())
+    assert cosines.min() >= 0.99, f"chunk {worst}: {texts[worst][:80]!r} at {cosines.min():.4f}"
+    assert cosines.mean() >= 0.995
+
+
 # -- determinism -------------------------------------------------------------------------------
 
 
@@ -100,6 +118,37 @@ def test_a_text_gets_the_same_vector_alone_and_in_any_batch(embedder):
     assert float(alone @ in_batch) >= 0.99999
     # stronger, and what incremental builds rely on: the very same bytes
     assert alone.tobytes() == in_batch.tobytes()
+
+
+def _texts_of_exactly(pieces: int, count: int) -> list[str]:
+    """`count` distinct doc texts that each encode to exactly `pieces` word pieces ([CLS]/[SEP] included)."""
+    tokenizer = model_files.load_tokenizer(truncate=False)
+    found: list[str] = []
+    for paragraph in docs_paragraphs(min_chars=200):
+        encoding = tokenizer.encode(paragraph)
+        if len(encoding.ids) <= pieces:
+            continue
+        cut = paragraph[: encoding.offsets[pieces - 2][1]]  # offsets[0] is [CLS]: keep pieces-2 word pieces
+        if len(tokenizer.encode(cut).ids) == pieces and cut not in found:
+            found.append(cut)
+            if len(found) == count:
+                return found
+    raise AssertionError(f"the docs mirror has fewer than {count} texts of {pieces} pieces")
+
+
+@pytest.mark.parametrize("pieces", [9, 64, 256])
+def test_a_text_gets_the_same_bytes_alone_and_in_a_full_batch_of_its_length(embedder, pieces):
+    """Texts of one token count really share a batch (a 33-row matrix), and it changes no byte."""
+    from deadzone_build.embedder import _batches
+
+    probe, *mates = _texts_of_exactly(pieces, 33)
+    batch = mates[:16] + [probe] + mates[16:]
+    lengths = [len(ids) for ids in _ids(batch)]
+    assert set(lengths) == {pieces} and [len(b) for b in _batches(lengths, 33)] == [33]
+    alone = Embedder(embedder.cache_dir, batch_size=33, threads=1).embed([probe])[0]
+    together = Embedder(embedder.cache_dir, batch_size=33, threads=1).embed(batch)
+    assert alone.tobytes() == together[16].tobytes()
+    assert float(np.abs(together[:16] - together[17:]).max()) > 0  # the mates are other texts, not copies
 
 
 def test_batch_size_and_threads_do_not_change_a_byte(embedder_cache, embedder):
