@@ -17,7 +17,7 @@ from .registry import Slot
 
 # Bump whenever fetch/clean/chunk/artifact output changes for the same inputs.
 # tests/test_pipeline_golden.py fails when the output changes and this did not.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"  # 2: meta.json counts carry "truncated"
 
 
 def key_inputs(slot: Slot, pin: dict[str, Any] | None = None) -> dict[str, Any]:

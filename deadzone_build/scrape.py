@@ -48,6 +48,7 @@ class ScrapeOutcome:
     docs_dropped: int = 0
     chunks: int = 0
     embedded: int = 0  # chunks actually run through the model (the rest came from the vector cache)
+    truncated: int = 0  # chunks longer than the model window (cut by the embedder; the chunker prevents it)
     seconds: dict[str, float] = field(default_factory=dict)  # fetch / chunk / embed / write
     dropped: list[dict[str, Any]] = field(default_factory=list)
 
@@ -56,9 +57,10 @@ class ScrapeOutcome:
         if self.status == "up-to-date":
             return f"up-to-date {self.slot.label}"
         drops = f" ({self.docs_dropped} dropped)" if self.docs_dropped else ""
+        cut = f", {self.truncated} TRUNCATED at the model window (a chunker bug: please report it)" if self.truncated else ""
         total = sum(self.seconds.values())
         return (f"scraped    {self.slot.label}: {self.docs_ok} docs{drops}, {self.chunks} chunks "
-                f"({self.embedded} embedded, {self.chunks - self.embedded} cached) in {total:.1f}s")
+                f"({self.embedded} embedded, {self.chunks - self.embedded} cached{cut}) in {total:.1f}s")
 
 
 _embedders: dict[Path, Any] = {}
@@ -124,8 +126,11 @@ def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: htt
     outcome.docs_dropped = len(results) - outcome.docs_ok
     outcome.chunks = len(chunks)
     outcome.dropped = [r for r in reports if r["status"] != "ok"]
+    # c.tokens counts embedding_text(c) with the model's tokenizer: over the window is exactly what
+    # the embedder cuts. The chunker makes it 0; a nonzero count is reported, never hidden.
+    outcome.truncated = sum(1 for c in chunks if c.tokens > MAX_SEQ_LENGTH)
     counts = {"urls": len(results), "docs_ok": outcome.docs_ok, "docs_dropped": outcome.docs_dropped,
-              "chunks": len(chunks), "tokens": sum(c.tokens for c in chunks)}
+              "chunks": len(chunks), "tokens": sum(c.tokens for c in chunks), "truncated": outcome.truncated}
     write_artifact(Path(artifacts_dir), slot, key=key, key_inputs=key_inputs(slot, pin_dict()), pin_id=pin_id(),
                    chunks=[_chunk_record(c) for c in chunks], vectors=vectors, library_vector=library_vector,
                    url_reports=reports, counts=counts)

@@ -231,6 +231,18 @@ def test_truncation_is_reported_and_keeps_the_first_256_pieces(embedder):
     assert embedder.last_truncated == 0  # reset by the next call
 
 
+def test_truncation_counts_belong_to_the_calling_thread(embedder):
+    import threading
+
+    long_text = " ".join(f"word{i % 7}" for i in range(400))
+    embedder.embed([long_text])
+    seen: list[int] = []
+    worker = threading.Thread(target=lambda: (embedder.embed(["short"]), seen.append(embedder.last_truncated)))
+    worker.start()
+    worker.join()
+    assert seen == [0] and embedder.last_truncated == 1  # the other thread's call did not reset this one
+
+
 def test_non_strings_are_rejected_with_the_position(embedder):
     with pytest.raises(TypeError, match="item 1 is NoneType"):
         embedder.embed(["fine", None])  # type: ignore[list-item]

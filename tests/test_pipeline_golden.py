@@ -21,6 +21,7 @@ from deadzone_build.registry import load_registry, select_slots
 
 GOLDEN = {
     "1": "139c56d9d793ada1b924158261e776e6fcc34dac365521a11093d1f719e9f113",
+    "2": "139c56d9d793ada1b924158261e776e6fcc34dac365521a11093d1f719e9f113",  # same chunks; meta gained a count
 }
 
 

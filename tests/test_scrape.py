@@ -71,6 +71,7 @@ def test_real_library_artifact_fits_the_window_and_reports_every_url(docs_server
     assert [c.ordinal for c in chunks] == list(range(len(chunks)))
     assert max(count_tokens([embedding_text(c) for c in chunks])) <= 256
     assert [c.tokens for c in chunks] == count_tokens([embedding_text(c) for c in chunks])
+    assert art.meta["counts"]["truncated"] == outcome.truncated == 0 and "TRUNCATED" not in outcome.line()
     assert np.allclose(np.linalg.norm(art.vectors, axis=1), 1.0, atol=1e-4)
     # the report: every URL, in order, with the bytes and sha256 the server holds
     assert [r["url"] for r in art.meta["urls"]] == list(the_slot.urls)
