@@ -12,6 +12,8 @@ import argparse
 import contextlib
 import io
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -57,6 +59,17 @@ def main_bench() -> None:
     print(f"yaml.load CSafeLoader          {t_c * 1000:8.1f} ms   ratio {t_c / t_plain:.2f}")
     print(f"deadzone-build list --json     {t_list * 1000:8.1f} ms   ratio {t_list / t_plain:.2f} "
           "(load + validate + resolve + keys + JSON)")
+
+    # What a CI step or a doit run really pays: a fresh interpreter, imports included.
+    def cold(code: str) -> None:
+        subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL)
+
+    cold_plain = best_of(lambda: cold(f"import yaml; yaml.safe_load(open({str(args.registry)!r}).read())"),
+                         args.repeat)
+    cold_list = best_of(lambda: cold("from deadzone_build.cli import main; "
+                                     f"main(['list', '--registry', {str(args.registry)!r}, '--json'])"), args.repeat)
+    print(f"cold process: python -c yaml.safe_load {cold_plain * 1000:8.1f} ms   (baseline)")
+    print(f"cold process: deadzone-build list --json {cold_list * 1000:6.1f} ms   ratio {cold_list / cold_plain:.2f}")
 
 
 if __name__ == "__main__":

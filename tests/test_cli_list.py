@@ -74,3 +74,16 @@ def test_doit_registry_var_and_bad_registry_message(tmp_path: Path) -> None:
     assert f"{bad}:7" in proc.stderr and "duplicate slot" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert not (tmp_path / "artifacts").exists()
+
+
+def test_list_loads_no_heavy_module() -> None:
+    """Every CI job and every doit run starts with a registry read: it must not pay for numpy, httpx,
+    ghapi or onnxruntime (those cost ~0.4 s of imports)."""
+    code = ("import sys, contextlib, io\n"
+            "from deadzone_build.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    assert main(['list', '--json', '--registry', {str(DEADZONE_REGISTRY_FIXTURE)!r}]) == 0\n"
+            "print(sorted(m for m in ('numpy', 'httpx', 'ghapi', 'onnxruntime', 'tokenizers') if m in sys.modules))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -7,7 +7,6 @@ import json
 
 from .. import settings
 from .options import add_artifacts_argument
-from ..explain import explain_slot
 from ..registry import find_slot, load_registry
 
 NAME = "explain"
@@ -23,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..explain import explain_slot  # numpy: only when asked (every command's start-up pays for imports)
+
     slot = find_slot(load_registry(settings.registry_path(args.registry)), args.slug)
     result = explain_slot(slot, settings.artifacts_dir(args.artifacts))
     if args.json:

@@ -7,7 +7,6 @@ import json
 import sys
 
 from .. import settings
-from ..release import fetch_release
 
 NAME = "fetch-release"
 HELP = ("Download deadzone.db from a GitHub Release, verify it against the release's deadzone.db.sha256, "
@@ -23,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..release import fetch_release  # ghapi: only when asked
+
     out = fetch_release(tag=args.tag, repo=args.repo, out=settings.db_path(args.out),
                         log=lambda line: print(line, file=sys.stderr))
     print(json.dumps({"path": str(out), "tag": args.tag}) if args.json

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from .. import __version__, settings
-from ..release import ReleaseOutcome, release_db
+
+if TYPE_CHECKING:
+    from ..release import ReleaseOutcome
 
 NAME = "release"
 HELP = ("Publish deadzone.db, deadzone.db.sha256 and manifest.json to a GitHub Release, after checking the db "
@@ -35,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..release import release_db  # ghapi: only when asked
+
     outcome = release_db(
         tag=args.tag, repo=args.repo, db=settings.db_path(args.db), registry=settings.registry_path(args.registry),
         draft=args.draft, dry_run=args.dry_run, allow_missing=args.allow_missing,
