@@ -232,12 +232,12 @@ def _entry_slots(node: yaml.Node, problems: _Problems) -> list[Slot]:
         return [_slot(lib_id, "", kind, ref, urls, description, line, problems, entry)]
     slots = []
     for name, overrides in versions:
-        v_urls = overrides.get("urls", urls)
+        v_urls = urls if overrides.get("urls") is None else overrides["urls"]  # `urls: ~` inherits, like a null version
         if v_urls is None:
             problems.add(node, entry, f"version `{name}` has no URLs. Add `urls:` to the entry "
                          "or to the version.")
             continue
-        v_ref = overrides.get("ref", ref)
+        v_ref = ref if overrides.get("ref") is None else overrides["ref"]
         v_desc = overrides.get("description") or description
         slots.append(_slot(lib_id, name, kind, v_ref, v_urls, v_desc, line, problems, entry))
     return slots

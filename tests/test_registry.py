@@ -133,3 +133,20 @@ def test_shipped_registry_is_valid_and_matches_the_fixture_mirror() -> None:
     absent = served - set(index)
     # The mirror deliberately lacks two upstream-absent paths (404 tests); everything else is there.
     assert len(absent) <= 2, absent
+
+
+def test_a_null_url_list_or_ref_in_a_version_inherits_the_entrys() -> None:
+    text = """\
+libraries:
+  - lib_id: /acme/widgets
+    kind: github-md
+    ref: v1.0.0
+    versions:
+      "1.0": { urls: ~, ref: ~ }
+      "2.0": { ref: v2.0.0 }
+    urls:
+      - https://raw.githubusercontent.com/acme/widgets/{ref}/README.md
+"""
+    one, two = parse_registry(text, "inline.yaml")
+    assert (one.ref, one.urls) == ("v1.0.0", ("https://raw.githubusercontent.com/acme/widgets/v1.0.0/README.md",))
+    assert two.urls == ("https://raw.githubusercontent.com/acme/widgets/v2.0.0/README.md",)
