@@ -218,3 +218,72 @@ def test_real_model_finds_the_library_with_and_without_its_api_words(tmp_path: P
     options = search(db, "option inherited by child commands", embedder=embedder, limit=2)
     assert options[0].heading_path == ["Cobra", "Flags"]
     assert libs(db, "command line interface framework for go", embedder=embedder, limit=1)[0].lib_id == "/spf13/cobra"
+
+
+# ── the real fixture libraries, scraped from the local mirror with the real model ──
+
+FIXTURE_LIBS = ("/knights-analytics/hugot", "/direnv/direnv", "/gin-gonic/gin", "/go-chi/chi")
+
+
+@pytest.fixture
+def fixture_db(tmp_path: Path, docs_server, embedder, embedder_cache) -> Path:
+    from conftest import REPO
+    from deadzone_build.fetch import FetchSettings, make_client
+    from deadzone_build.registry import load_registry
+    from deadzone_build.scrape import scrape_slot
+
+    slots = [s for s in load_registry(REPO / "libraries_sources.yaml")
+             if s.lib_id in FIXTURE_LIBS and s.version in ("", "0.6", "2.36")]
+    assert sorted(s.lib_id for s in slots) == sorted(FIXTURE_LIBS)
+    settings = FetchSettings(retries=2, backoff_base=0.01)
+    with make_client(settings, rewrite=[("https://raw.githubusercontent.com/", docs_server.base_url)],
+                     token="") as client:
+        for slot in slots:
+            scrape_slot(slot, artifacts_dir=tmp_path / "artifacts", cache_dir=embedder_cache, client=client,
+                        fetch_settings=settings, embedder=embedder)
+    db = tmp_path / "deadzone.db"
+    consolidate(slots=slots, artifacts_dir=tmp_path / "artifacts", db_path=db, registry_digest=registry_digest(slots))
+    return db
+
+
+def _vector_side_top_lib(db: Path, query: str, embedder) -> str:
+    """The best chunk by cosine alone, straight from the stored vectors (no search code involved)."""
+    import numpy as np
+
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT lib_id, vector FROM chunks ORDER BY id").fetchall()
+    vectors = np.stack([np.frombuffer(blob, dtype="<f4") for _, blob in rows])
+    return rows[int(np.argmax(vectors @ embedder.embed([query])[0]))][0]
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("load environment variables when entering a directory", "/direnv/direnv"),
+    ("run transformer models from Go with onnx runtime", "/knights-analytics/hugot"),
+    ("bind JSON request body to a struct", "/gin-gonic/gin"),
+    ("mount a sub-router on a path prefix", "/go-chi/chi"),
+])
+def test_fixture_libraries_each_signal_finds_the_library_without_its_api_words(fixture_db, embedder, query,
+                                                                                expected) -> None:
+    index = open_index(fixture_db)
+    try:
+        with sqlite3.connect(fixture_db) as conn:
+            keyword_top = conn.execute("SELECT lib_id FROM chunks WHERE id = ?",
+                                       (index.keyword_ranking(query)[0],)).fetchone()[0]
+        assert keyword_top == expected  # FTS5 alone
+        assert _vector_side_top_lib(fixture_db, query, embedder) == expected  # vectors alone
+        assert index.search(query, embedder=embedder, limit=1)[0].lib_id == expected  # fused
+    finally:
+        index.close()
+
+
+@pytest.mark.parametrize("name", ["ShouldBindJSON", "RedirectSlashes", "watch_file", "NewSession"])
+def test_fixture_libraries_a_name_found_verbatim_in_one_doc_ranks_that_doc_first(fixture_db, embedder, name) -> None:
+    with sqlite3.connect(fixture_db) as conn:
+        holders = {url for (url,) in conn.execute("SELECT DISTINCT url FROM chunks WHERE instr(text, ?) > 0", (name,))}
+    assert len(holders) == 1, holders  # the premise: one document holds the name
+    assert search(fixture_db, name, embedder=embedder, limit=1)[0].url == holders.pop()
+
+
+def test_fixture_libraries_rank_by_description(fixture_db, embedder) -> None:
+    assert libs(fixture_db, "environment switcher for the shell", embedder=embedder, limit=1)[0].lib_id == "/direnv/direnv"
+    assert libs(fixture_db, "web framework with JSON binding", embedder=embedder, limit=1)[0].lib_id == "/gin-gonic/gin"
