@@ -7,6 +7,7 @@
     doit registry=PATH ...            another registry (or set DEADZONE_REGISTRY)
     doit lib=/org/project ...         only that library's slots
     doit --single max_missing=N consolidate   tolerate N missing slots (default 0)
+    doit -n 2 -P thread scrape        two scrapes at a time (task output is always live, -v aside)
 """
 
 from doit import get_var

@@ -14,7 +14,7 @@ import sys
 import threading
 from typing import Any, Iterable, TextIO
 
-_LOCK = threading.RLock()  # one lock for both streams: lines of stdout and stderr never interleave
+_LOCK = threading.RLock()  # one lock for both streams: a line written in one write() is never split
 
 
 class SerializedStream:

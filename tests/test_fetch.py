@@ -179,7 +179,8 @@ def test_a_refused_connection_is_retried_then_dropped(sleeps):
 
 @pytest.mark.parametrize("host", ["raw.githubusercontent..com", "a" * 64 + ".example", "xn--.example"])
 def test_a_malformed_host_is_dropped_and_the_rest_fetched(docs_server, client, sleeps, host):
-    """The registry refuses such hosts; a URL that reaches the fetcher anyway costs one document, not the slot."""
+    """The registry refuses the first two (an empty or over-long label); whatever reaches the fetcher costs
+    one document, not the slot."""
     bad = f"https://{host}/acme/widgets/main/README.md"
     readme, broken = fetch([README, bad], client, sleeps)
     assert readme.ok

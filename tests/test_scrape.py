@@ -177,7 +177,6 @@ def test_cli_scrape_builds_every_version_it_can_and_names_the_one_that_failed(
     assert main(["scrape", *args]) == 1
     out, err = capsys.readouterr()
     assert "failed     /knights-analytics/hugot@0.1: no artifact written" in err and "HTTP 404" in err
-    assert "failed     /knights-analytics/hugot@0.1:" in err and "404" in err
     assert "1 of 2 slots failed (/knights-analytics/hugot@0.1)" in err
     assert "scraped    /knights-analytics/hugot@0.6:" in out  # the failure did not stop the next version
     assert sorted(p.name for p in (tmp_path / "artifacts").iterdir() if not p.name.startswith(".")) == [
