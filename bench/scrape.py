@@ -47,13 +47,19 @@ def scrape_all(slots, server, artifacts: Path, cache: Path, force: bool = False)
 
 def peak_rss_of_one_library(cache: Path, server_rewrite: str, work: Path) -> float:
     code = (
-        "import resource, sys, os\n"
         "from deadzone_build.cli import main\n"
         f"rc = main(['scrape', '--registry', {str(ROOT / 'libraries_sources.yaml')!r}, '--lib', {LARGEST!r},"
         f" '--artifacts', {str(work / 'rss-artifacts')!r}, '--force'])\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss across execve, so the child would report
+        # this (large) parent's peak; the high-water mark of the child's own memory starts at exec
+        "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')))\n"
     )
-    env = {"DEADZONE_CACHE": str(cache), "DEADZONE_URL_REWRITE": server_rewrite, "PATH": "/usr/bin:/bin"}
+    # the built model, but an empty vector cache: the child really embeds the library
+    own_cache = work / "rss-cache"
+    own_cache.mkdir(exist_ok=True)
+    if not (own_cache / "embedder").exists():
+        (own_cache / "embedder").symlink_to((cache / "embedder").resolve(), target_is_directory=True)
+    env = {"DEADZONE_CACHE": str(own_cache), "DEADZONE_URL_REWRITE": server_rewrite, "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     return int(out.strip().splitlines()[-1]) / 1024
 
