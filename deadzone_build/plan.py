@@ -18,7 +18,7 @@ import json
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Collection, Iterable
 
 from .dbschema import META_PIN_ID, META_SCHEMA_VERSION, SCHEMA_VERSION, read_meta
 from .errors import PlanError
@@ -133,11 +133,14 @@ def _keys_from_json(text: str, path: Path) -> set[str]:
     return keys  # type: ignore[return-value]
 
 
-def cached_keys_from_github(repo: str, prefix: str = "deadzone-") -> set[str]:
-    """Keys present in the repository's `actions/cache` (token and API base from the env)."""
+def cached_keys_from_github(repo: str, prefix: str = "deadzone-", refs: Collection[str] = ()) -> set[str]:
+    """Keys present in the repository's `actions/cache` (token and API base from the env).
+
+    With `refs`, only entries saved on those git refs count: a run can restore caches of its own
+    branch and of the default branch, not those of other branches or pull requests."""
     from .actions_cache import list_caches  # httpx only when asked
 
-    return {entry.key for entry in list_caches(repo, key_prefix=prefix)}
+    return {entry.key for entry in list_caches(repo, key_prefix=prefix) if not refs or entry.ref in refs}
 
 
 def fetch_base_db(out: str | Path, *, tag: str = "latest", repo: str | None = None,

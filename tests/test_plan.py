@@ -159,6 +159,24 @@ def test_cached_keys_from_github(caches_api, monkeypatch):
     assert cached_keys_from_github("octo/deadzone") == {"deadzone-a-1", "deadzone-b-2"}
 
 
+def test_caches_of_other_refs_are_not_counted_when_refs_are_given(caches_api, monkeypatch, capsys):
+    monkeypatch.setenv("GITHUB_API_URL", caches_api.url)
+    monkeypatch.setenv("GITHUB_REPOSITORY", "octo/deadzone")
+    slots = load_registry(REGISTRY)
+    caches_api.add_caches([slot_key(slots[0])])  # refs/heads/main: restorable from any branch
+    caches_api.add_caches([slot_key(slots[1])], ref="refs/heads/feature")
+    caches_api.add_caches([slot_key(slots[2])], ref="refs/pull/7/merge")  # a PR's: not restorable here
+    assert cached_keys_from_github("octo/deadzone", refs={"refs/heads/feature", "refs/heads/main"}) == {
+        slot_key(slots[0]), slot_key(slots[1])}
+    args = ["plan", "--registry", str(REGISTRY), "--github", "--json"]
+    assert main([*args, "--cache-ref", "refs/heads/main"]) == 0
+    assert json.loads(capsys.readouterr().out)["counts"]["cached"] == 1
+    assert main(args) == 0  # no --cache-ref: every ref counts
+    assert json.loads(capsys.readouterr().out)["counts"]["cached"] == 3
+    assert main(["plan", "--registry", str(REGISTRY), "--cache-ref", "refs/heads/main"]) == 1
+    assert "add --github" in capsys.readouterr().err
+
+
 # ── the command ──────────────────────────────────────────────────────────────
 
 

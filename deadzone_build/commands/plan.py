@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cached.add_argument("--github", action="store_true",
                         help="list actions/cache keys through the REST API (GITHUB_TOKEN, GITHUB_API_URL)")
     parser.add_argument("--repo", metavar="OWNER/NAME", help="repository for --github (default: $GITHUB_REPOSITORY)")
+    parser.add_argument("--cache-ref", action="append", default=[], metavar="REF",
+                        help="with --github, count only caches saved on this git ref (repeatable; e.g. "
+                             "\"$GITHUB_REF\" and refs/heads/main: what a run can restore). Default: every ref")
     parser.add_argument("--shard-size", type=int, default=MATRIX_LIMIT, metavar="N",
                         help=f"jobs per matrix shard (default and maximum: {MATRIX_LIMIT})")
     parser.add_argument("--shard-jobs", type=int, default=DEFAULT_SHARD_JOBS, metavar="K",
@@ -83,7 +86,9 @@ def _cached_keys(args: argparse.Namespace) -> set[str]:
         repo = args.repo or os.environ.get("GITHUB_REPOSITORY") or ""
         if not repo:
             raise PlanError("--github needs the repository: pass --repo OWNER/NAME or set GITHUB_REPOSITORY.")
-        return cached_keys_from_github(repo)
+        return cached_keys_from_github(repo, refs=set(args.cache_ref))
+    if args.cache_ref:
+        raise PlanError("--cache-ref filters the caches that --github lists; add --github.")
     return set()
 
 
