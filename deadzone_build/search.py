@@ -224,13 +224,15 @@ class SearchIndex:
 
 
 def _name_score(lib_id: str, words: set[str]) -> float:
-    parts = [p for p in _NAME_SPLIT.split(lib_id.lower()) if p]
+    """How well the query words name the library. Only the project (last segment) counts: an org
+    like `go-chi` would otherwise make every query that says "go" rank /go-chi/chi first."""
+    project = lib_id.lower().rsplit("/", 1)[-1]
+    parts = [p for p in _NAME_SPLIT.split(project) if p]
     if not words or not parts:
         return 0.0
-    project = lib_id.lower().rsplit("/", 1)[-1]
     exact = 2.0 if project in words or "".join(sorted(words)) == project else 0.0
-    return exact + sum(1.0 for w in words if w in parts) + 0.25 * sum(1 for w in words if w not in parts
-                                                                       and any(w in p for p in parts))
+    inside = sum(1 for w in words if w not in parts and len(w) >= 3 and any(w in p for p in parts))
+    return exact + sum(1.0 for w in words if w in parts) + 0.25 * inside  # ("in" is not a match for "gin")
 
 
 def _rrf(rankings: list[list[int]]) -> list[tuple[int, float]]:

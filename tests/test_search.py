@@ -287,3 +287,7 @@ def test_fixture_libraries_a_name_found_verbatim_in_one_doc_ranks_that_doc_first
 def test_fixture_libraries_rank_by_description(fixture_db, embedder) -> None:
     assert libs(fixture_db, "environment switcher for the shell", embedder=embedder, limit=1)[0].lib_id == "/direnv/direnv"
     assert libs(fixture_db, "web framework with JSON binding", embedder=embedder, limit=1)[0].lib_id == "/gin-gonic/gin"
+    # "go" names the org of /go-chi/chi and "in" hides inside "gin": neither is a name match
+    assert libs(fixture_db, "huggingface pipelines in go", embedder=embedder,
+                limit=1)[0].lib_id == "/knights-analytics/hugot"
+    assert [h.lib_id for h in libs(fixture_db, "chi", embedder=embedder, limit=1)] == ["/go-chi/chi"]
