@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sqlite3
 import statistics
@@ -32,6 +31,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from _rss import own_peak_rss_mb  # noqa: E402
 from deadzone_build.artifact import DIMENSION, read_artifact, write_artifact  # noqa: E402
 from deadzone_build.keys import key_inputs, registry_digest, slot_key  # noqa: E402
 from deadzone_build.pin import pin_id  # noqa: E402
@@ -110,7 +110,7 @@ def child(which: str, artifacts: str, db: str, n_libraries: int) -> None:
     slots = make_slots(n_libraries)
     start = time.perf_counter()
     (build_ours if which == "ours" else build_naive)(Path(artifacts), Path(db), slots)
-    print(json.dumps({"seconds": time.perf_counter() - start}))
+    print(json.dumps({"seconds": time.perf_counter() - start, "peak_rss_mb": own_peak_rss_mb()}))
 
 
 def run_child(which: str, artifacts: Path, db: Path, n_libraries: int) -> tuple[float, float]:
@@ -118,10 +118,10 @@ def run_child(which: str, artifacts: Path, db: Path, n_libraries: int) -> tuple[
     proc = subprocess.Popen([sys.executable, __file__, "--child", which, str(artifacts), str(db), str(n_libraries)],
                             stdout=subprocess.PIPE, text=True)
     out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status != 0:
+    if proc.wait() != 0:
         raise SystemExit(f"{which} build failed")
-    return json.loads(out)["seconds"], usage.ru_maxrss / 1024
+    result = json.loads(out)
+    return result["seconds"], result["peak_rss_mb"]
 
 
 # ── search ───────────────────────────────────────────────────────────────────

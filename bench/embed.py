@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -26,6 +25,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+from _rss import own_peak_rss_mb  # noqa: E402  (bench/ is on sys.path: these run as scripts)
 
 
 def _baseline_embed(session, tokenizer, texts: list[str], batch_size: int = 32) -> np.ndarray:
@@ -72,18 +73,8 @@ def _child(engine: str, texts: list[str], cache: str, threads: int | None, queue
     wall, cpu = time.perf_counter(), time.process_time()
     vectors = run(texts)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    rss_mb = _own_peak_rss_mb()
+    rss_mb = own_peak_rss_mb()
     queue.put((wall, cpu, rss_mb, vectors if engine == "product" else None))
-
-
-def _own_peak_rss_mb() -> float:
-    """This process's own high-water mark. Not ru_maxrss: Linux carries it across fork and execve,
-    so a spawned child would report at least the (large) parent's footprint."""
-    try:
-        with open("/proc/self/status") as status:
-            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
-    except (OSError, StopIteration):  # not Linux
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _measure(engine: str, texts: list[str], cache: str, threads: int | None) -> tuple:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from _rss import own_peak_rss_mb  # noqa: E402
 from fx_docserver import serve_mirror  # noqa: E402
 
 from deadzone_build.fetch import FetchSettings, make_client  # noqa: E402
@@ -47,12 +47,12 @@ def scrape_all(slots, server, artifacts: Path, cache: Path, force: bool = False)
 
 def peak_rss_of_one_library(cache: Path, server_rewrite: str, work: Path) -> float:
     code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
+        "from _rss import own_peak_rss_mb\n"
         "from deadzone_build.cli import main\n"
         f"rc = main(['scrape', '--registry', {str(ROOT / 'libraries_sources.yaml')!r}, '--lib', {LARGEST!r},"
         f" '--artifacts', {str(work / 'rss-artifacts')!r}, '--force'])\n"
-        # VmHWM, not ru_maxrss: Linux carries ru_maxrss across execve, so the child would report
-        # this (large) parent's peak; the high-water mark of the child's own memory starts at exec
-        "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')))\n"
+        "print(own_peak_rss_mb())\n"
     )
     # the built model, but an empty vector cache: the child really embeds the library
     own_cache = work / "rss-cache"
@@ -61,7 +61,7 @@ def peak_rss_of_one_library(cache: Path, server_rewrite: str, work: Path) -> flo
         (own_cache / "embedder").symlink_to((cache / "embedder").resolve(), target_is_directory=True)
     env = {"DEADZONE_CACHE": str(own_cache), "DEADZONE_URL_REWRITE": server_rewrite, "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    return int(out.strip().splitlines()[-1]) / 1024
+    return float(out.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -110,7 +110,7 @@ def main() -> None:
         print(f"peak RSS scraping {LARGEST} (largest fixture library) in its own process: {rss:.0f} MiB")
         print(json.dumps({"chunks_per_s": chunks / wall, "stage_share": {k: v / total for k, v in stages.items()},
                           "re_embedded": again.embedded, "rebuild_ratio": rebuild / full, "peak_rss_mib": rss}))
-    print(f"bench process peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print(f"bench process peak RSS: {own_peak_rss_mb():.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Iterable
 
 from .dbschema import META_PIN_ID, META_SCHEMA_VERSION, SCHEMA_VERSION, read_meta
-from .errors import PlanError
+from .errors import PlanError, ReleaseAssetMissing
 from .keys import slot_key
 from .pin import pin_id
 from .registry import Slot
@@ -151,7 +151,6 @@ def fetch_base_db(out: str | Path, *, tag: str = "latest", repo: str | None = No
     (a publish interrupted between deleting the old assets and renaming the new ones, which the
     next release run repairs): every slot is planned. Any other failure raises, so an outage or a
     db that does not verify never silently turns into a full rebuild."""
-    from .errors import ReleaseAssetMissing
     from .github import GitHubClient, resolve_api_url, resolve_repo, resolve_token
     from .release import fetch_release
 

@@ -343,9 +343,10 @@ def _resolve_url(url: str, ref: str | None, line: int, problems: _Problems, labe
 def _host_is_wellformed(host: str) -> bool:
     """Every dot-separated label 1..63 characters (the IDNA codec's own check, without network)."""
     try:
-        return bool(host) and bool(host.encode("idna"))
+        host.encode("idna")
     except UnicodeError:
         return False
+    return bool(host)
 
 
 def _check_unique(slots: list[Slot], problems: _Problems) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NoReturn
 
 from . import settings
 from .console import serialize_standard_streams
@@ -67,10 +67,15 @@ def build_context(registry_var: str | None, lib_var: str | None = None) -> Build
         all_slots = load_registry(registry)
         slots = select_slots(all_slots, lib_var or None)
     except DeadzoneError as exc:
-        print(f"doit: error: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
+        _abort_load(str(exc))
     return BuildContext(registry=registry, artifacts=settings.artifacts_dir(), cache=settings.cache_dir(),
                         db=settings.db_path(), all_slots=all_slots, slots=slots, lib=lib_var or None)
+
+
+def _abort_load(message: str) -> NoReturn:
+    """End a doit run while dodo.py loads: the message, no traceback, exit 1."""
+    say(f"doit: error: {message}", err=True)
+    raise SystemExit(1)
 
 
 def _report_failure(exc: DeadzoneError) -> bool:
@@ -153,14 +158,14 @@ def scrape_tasks(ctx: BuildContext) -> Iterator[dict[str, Any]]:
 # ── consolidate ──────────────────────────────────────────────────────────────
 
 
-def _consolidate(ctx: BuildContext, max_missing: str) -> bool:
+def _consolidate(ctx: BuildContext, max_missing: int) -> bool:
     from .consolidate import consolidate
     from .keys import registry_digest
 
     try:
         result = consolidate(slots=ctx.slots, artifacts_dir=ctx.artifacts, db_path=ctx.db,
                              registry_digest=registry_digest(ctx.all_slots), lib_filter=ctx.lib or "",
-                             max_missing=_max_missing(max_missing), log=say)
+                             max_missing=max_missing, log=say)
     except DeadzoneError as exc:
         return _report_failure(exc)
     say(result.line())
@@ -174,18 +179,18 @@ def _max_missing(text: str) -> int:
     except ValueError:
         value = -1
     if value < 0:
-        say(f"doit: error: max_missing={text!r} is not a count of slots; use e.g. `doit max_missing=2`.", err=True)
-        raise SystemExit(1)
+        _abort_load(f"max_missing={text!r} is not a count of slots; use e.g. `doit max_missing=2`.")
     return value
 
 
-def consolidate_task(ctx: BuildContext, max_missing: str) -> dict[str, Any]:
+def consolidate_task(ctx: BuildContext, max_missing_var: str) -> dict[str, Any]:
+    max_missing = _max_missing(max_missing_var)
     return doit_task(
         basename="consolidate",
         doc="merge every current artifact into deadzone.db (+ .sha256, manifest.json)",
         actions=[(_consolidate, (ctx, max_missing))],
         task_dep=["scrape"],
-        uptodate=[DbIsCurrent(ctx.db, ctx.slots, ctx.artifacts, _max_missing(max_missing))],
+        uptodate=[DbIsCurrent(ctx.db, ctx.slots, ctx.artifacts, max_missing)],
         targets=[str(ctx.db)],
     )
 
