@@ -225,19 +225,23 @@ def test_real_model_finds_the_library_with_and_without_its_api_words(tmp_path: P
 FIXTURE_LIBS = ("/knights-analytics/hugot", "/direnv/direnv", "/gin-gonic/gin", "/go-chi/chi")
 
 
-@pytest.fixture
-def fixture_db(tmp_path: Path, docs_server, embedder, embedder_cache) -> Path:
+@pytest.fixture(scope="module")
+def fixture_db(tmp_path_factory: pytest.TempPathFactory, embedder, embedder_cache) -> Path:
+    """Built once for the tests below, which only read it."""
     from conftest import REPO
     from deadzone_build.fetch import FetchSettings, make_client
     from deadzone_build.registry import load_registry
     from deadzone_build.scrape import scrape_slot
+    from fx_docserver import MIRROR_DIR, serve_mirror
+
+    tmp_path = tmp_path_factory.mktemp("fixture_db")
 
     slots = [s for s in load_registry(REPO / "libraries_sources.yaml")
              if s.lib_id in FIXTURE_LIBS and s.version in ("", "0.6", "2.36")]
     assert sorted(s.lib_id for s in slots) == sorted(FIXTURE_LIBS)
     settings = FetchSettings(retries=2, backoff_base=0.01)
-    with make_client(settings, rewrite=[("https://raw.githubusercontent.com/", docs_server.base_url)],
-                     token="") as client:
+    with serve_mirror(MIRROR_DIR) as docs_server, make_client(
+            settings, rewrite=[("https://raw.githubusercontent.com/", docs_server.base_url)], token="") as client:
         for slot in slots:
             scrape_slot(slot, artifacts_dir=tmp_path / "artifacts", cache_dir=embedder_cache, client=client,
                         fetch_settings=settings, embedder=embedder)
@@ -264,16 +268,13 @@ def _vector_side_top_lib(db: Path, query: str, embedder) -> str:
 ])
 def test_fixture_libraries_each_signal_finds_the_library_without_its_api_words(fixture_db, embedder, query,
                                                                                 expected) -> None:
-    index = open_index(fixture_db)
-    try:
-        with sqlite3.connect(fixture_db) as conn:
-            keyword_top = conn.execute("SELECT lib_id FROM chunks WHERE id = ?",
-                                       (index.keyword_ranking(query)[0],)).fetchone()[0]
-        assert keyword_top == expected  # FTS5 alone
-        assert _vector_side_top_lib(fixture_db, query, embedder) == expected  # vectors alone
-        assert index.search(query, embedder=embedder, limit=1)[0].lib_id == expected  # fused
-    finally:
-        index.close()
+    index = open_index(fixture_db)  # shared and cached by the search module: not ours to close
+    with sqlite3.connect(fixture_db) as conn:
+        keyword_top = conn.execute("SELECT lib_id FROM chunks WHERE id = ?",
+                                   (index.keyword_ranking(query)[0],)).fetchone()[0]
+    assert keyword_top == expected  # FTS5 alone
+    assert _vector_side_top_lib(fixture_db, query, embedder) == expected  # vectors alone
+    assert index.search(query, embedder=embedder, limit=1)[0].lib_id == expected  # fused
 
 
 @pytest.mark.parametrize("name", ["ShouldBindJSON", "RedirectSlashes", "watch_file", "NewSession"])
