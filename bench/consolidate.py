@@ -32,10 +32,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from _rss import own_peak_rss_mb  # noqa: E402
-from deadzone_build.artifact import DIMENSION, read_artifact, write_artifact  # noqa: E402
-from deadzone_build.keys import key_inputs, registry_digest, slot_key  # noqa: E402
-from deadzone_build.pin import pin_id  # noqa: E402
-from deadzone_build.registry import Slot, slug_for  # noqa: E402
+from deadzone_build.pipeline.artifact import DIMENSION, read_artifact, write_artifact  # noqa: E402
+from deadzone_build.registry.keys import key_inputs, registry_digest, slot_key  # noqa: E402
+from deadzone_build.embed.pin import pin_id  # noqa: E402
+from deadzone_build.registry.load import Slot, slug_for  # noqa: E402
 
 VOCABULARY = 20_000
 WORDS_PER_CHUNK = 150
@@ -79,13 +79,13 @@ def generate(artifacts: Path, slots: list[Slot], total_chunks: int) -> None:
 
 
 def build_ours(artifacts: Path, db: Path, slots: list[Slot]) -> None:
-    from deadzone_build.consolidate import consolidate
+    from deadzone_build.db.consolidate import consolidate
 
     consolidate(slots=slots, artifacts_dir=artifacts, db_path=db, registry_digest=registry_digest(slots))
 
 
 def build_naive(artifacts: Path, db: Path, slots: list[Slot]) -> None:
-    from deadzone_build.dbschema import TABLES_DDL
+    from deadzone_build.db.schema import TABLES_DDL
 
     conn = sqlite3.connect(db)
     conn.executescript(TABLES_DDL)
@@ -144,7 +144,7 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 def bench_search(db: Path, slots: list[Slot], n_queries: int) -> dict[str, float]:
-    from deadzone_build.search import fts_query, open_index, search
+    from deadzone_build.db.search import fts_query, open_index, search
 
     rng = np.random.default_rng(99)
     queries = [" ".join(words(rng, int(rng.integers(1, 5)))) for _ in range(n_queries)]

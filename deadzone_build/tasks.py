@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, NoReturn
 
-from . import settings
-from .console import serialize_standard_streams
-from .artifact import ArtifactIsCurrent
-from .consolidate import DbIsCurrent
-from .errors import DeadzoneError
-from .keys import slot_key
-from .registry import Slot, load_registry, select_slots
+from deadzone_build import settings
+from deadzone_build.console import serialize_standard_streams
+from deadzone_build.pipeline.artifact import ArtifactIsCurrent
+from deadzone_build.db.consolidate import DbIsCurrent
+from deadzone_build.errors import DeadzoneError
+from deadzone_build.registry.keys import slot_key
+from deadzone_build.registry.load import Slot, load_registry, select_slots
 
 DOIT_CONFIG: dict[str, Any] = {
     "backend": "sqlite3",  # dbm differs between Python builds and breaks with two processes
@@ -93,7 +93,7 @@ class ModelIsCurrent:
         self.cache = cache
 
     def __call__(self, task: Any = None, values: Any = None) -> bool:
-        from .embedder import model_is_current
+        from deadzone_build.embed.embedder import model_is_current
 
         return model_is_current(self.cache)
 
@@ -102,7 +102,7 @@ class ModelIsCurrent:
 
 
 def _build_model(cache: Path) -> bool:
-    from .embedder import ensure_model
+    from deadzone_build.embed.embedder import ensure_model
 
     try:
         path = ensure_model(cache, progress=lambda msg: say(f"embedder: {msg}", err=True))
@@ -125,8 +125,8 @@ def embedder_task(ctx: BuildContext) -> dict[str, Any]:
 
 
 def _scrape(slot: Slot, artifacts: Path, cache: Path) -> bool:
-    from .progress import SlotProgress
-    from .scrape import scrape_slot
+    from deadzone_build.progress import SlotProgress
+    from deadzone_build.pipeline.scrape import scrape_slot
 
     progress = SlotProgress(slot.label)
     try:
@@ -159,8 +159,8 @@ def scrape_tasks(ctx: BuildContext) -> Iterator[dict[str, Any]]:
 
 
 def _consolidate(ctx: BuildContext, max_missing: int) -> bool:
-    from .consolidate import consolidate
-    from .keys import registry_digest
+    from deadzone_build.db.consolidate import consolidate
+    from deadzone_build.registry.keys import registry_digest
 
     try:
         result = consolidate(slots=ctx.slots, artifacts_dir=ctx.artifacts, db_path=ctx.db,
@@ -199,8 +199,8 @@ def consolidate_task(ctx: BuildContext, max_missing_var: str) -> dict[str, Any]:
 
 
 def _release(ctx: BuildContext, tag: str, draft: bool, dry_run: bool, allow_missing: bool) -> bool:
-    from .commands.release import summary
-    from .release import release_db
+    from deadzone_build.commands.release import summary
+    from deadzone_build.publish.release import release_db
 
     if not tag:
         return _report_failure(DeadzoneError("release needs a tag: run `doit release --tag v2026.11.25`."))

@@ -16,10 +16,10 @@ import blake3
 import numpy as np
 import pytest
 
-from deadzone_build.artifact import DIMENSION, write_artifact
-from deadzone_build.keys import key_inputs, slot_key
-from deadzone_build.pin import pin_id
-from deadzone_build.registry import Slot, slug_for
+from deadzone_build.pipeline.artifact import DIMENSION, write_artifact
+from deadzone_build.registry.keys import key_inputs, slot_key
+from deadzone_build.embed.pin import pin_id
+from deadzone_build.registry.load import Slot, slug_for
 
 WORDS = ("router handler middleware request response context cookie session template render "
          "stream buffer socket timeout retry parser token schema query index cache worker queue").split()

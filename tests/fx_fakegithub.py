@@ -34,10 +34,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from deadzone_build import dbschema
-from deadzone_build.keys import registry_digest
-from deadzone_build.pin import pin_id
-from deadzone_build.registry import load_registry
+from deadzone_build.db import schema as dbschema
+from deadzone_build.registry.keys import registry_digest
+from deadzone_build.embed.pin import pin_id
+from deadzone_build.registry.load import load_registry
 
 __all__ = ["fake_github", "release_files"]  # conftest imports the fixtures; tests import the rest
 

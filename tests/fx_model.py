@@ -14,8 +14,8 @@ from typing import Iterator
 
 import pytest
 
-from deadzone_build.embedder import Embedder, ensure_model
-from deadzone_build.model_files import MAX_SEQ_LENGTH, load_tokenizer
+from deadzone_build.embed.embedder import Embedder, ensure_model
+from deadzone_build.embed.model_files import MAX_SEQ_LENGTH, load_tokenizer
 
 MIRROR_FILES = Path(__file__).resolve().parent / "fixtures" / "docs-mirror" / "files"
 

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from deadzone_build.actions_cache import list_caches
+from deadzone_build.ci.actions_cache import list_caches
 from deadzone_build.errors import PlanError
 
 REPO = "octo/deadzone"

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deadzone_build.artifact import (
+from deadzone_build.pipeline.artifact import (
     CHUNKS_FILE, LIBRARY_FILE, META_FILE, VECTORS_FILE, ArtifactIsCurrent, artifact_is_current,
     read_artifact, recover, verify_artifact, write_artifact,
 )
 from deadzone_build.errors import ArtifactError
-from deadzone_build.keys import slot_key
-from deadzone_build.pin import pin_id
+from deadzone_build.registry.keys import slot_key
+from deadzone_build.embed.pin import pin_id
 from fx_artifacts import fake_payload, make_slot, write_fake_artifact
 
 ALL_FILES = (CHUNKS_FILE, VECTORS_FILE, LIBRARY_FILE, META_FILE)
@@ -232,7 +232,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 from fx_artifacts import fake_payload, make_slot
-from deadzone_build.artifact import write_artifact
+from deadzone_build.pipeline.artifact import write_artifact
 slot = make_slot()
 slots = [replace(slot, description="first"), replace(slot, description="second")]
 payloads = [fake_payload(s, n_chunks=4000, seed=i) for i, s in enumerate(slots)]

@@ -285,7 +285,7 @@ def seed_cache(workflow: Workflow, slots) -> None:
     """Put synthetic artifacts under the slots' keys, as an earlier run's cache saves would."""
     from fx_artifacts import write_fake_artifact
 
-    from deadzone_build.keys import slot_key
+    from deadzone_build.registry.keys import slot_key
 
     for slot in slots:
         path = write_fake_artifact(workflow.root / "seed", slot)
@@ -295,7 +295,7 @@ def seed_cache(workflow: Workflow, slots) -> None:
 def test_cached_slots_are_restored_not_scraped(workflow):
     """The actions/cache path, without the model: every job restores its artifact and doit has
     nothing to do; the release then makes them reused."""
-    from deadzone_build.registry import load_registry
+    from deadzone_build.registry.load import load_registry
 
     seed_cache(workflow, load_registry(workflow.registry))
     first = workflow.run(tag=TAG)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from deadzone_build.clean import (
+from deadzone_build.pipeline.clean import (
     clean_markdown,
     code_line_ranges,
     document_markdown,

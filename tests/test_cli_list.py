@@ -12,8 +12,8 @@ import pytest
 
 from conftest import DEADZONE_REGISTRY_FIXTURE, FIXTURES, REPO
 from deadzone_build.cli import main
-from deadzone_build.keys import slot_key
-from deadzone_build.registry import load_registry
+from deadzone_build.registry.keys import slot_key
+from deadzone_build.registry.load import load_registry
 
 
 def run_list(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

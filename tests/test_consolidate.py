@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from deadzone_build import dbschema as S
-from deadzone_build.artifact import VECTORS_FILE, read_artifact
+from deadzone_build.db import schema as S
+from deadzone_build.pipeline.artifact import VECTORS_FILE, read_artifact
 from deadzone_build.cli import main
-from deadzone_build.consolidate import DbIsCurrent, consolidate, db_is_current, manifest_path, sha256_path
+from deadzone_build.db.consolidate import DbIsCurrent, consolidate, db_is_current, manifest_path, sha256_path
 from deadzone_build.errors import ConsolidateError, DatabaseError
-from deadzone_build.keys import registry_digest, slot_key
-from deadzone_build.pin import pin_id
+from deadzone_build.registry.keys import registry_digest, slot_key
+from deadzone_build.embed.pin import pin_id
 from fx_artifacts import make_slot, registry_yaml, write_fake_artifact
 
 

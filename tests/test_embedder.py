@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from deadzone_build import model_files
+from deadzone_build.embed import model_files
 from deadzone_build.cli import main
-from deadzone_build.embedder import (MANIFEST_FILE, Embedder, _calibration_texts,
+from deadzone_build.embed.embedder import (MANIFEST_FILE, Embedder, _calibration_texts,
                                      ensure_model, model_is_current, model_path)
 from deadzone_build.errors import EmbedderError
-from deadzone_build.onnx_bert import BertShape, build_bert_graph, load_weights
-from deadzone_build.pin import EMBEDDER_PIN, pin_id
+from deadzone_build.embed.onnx_bert import BertShape, build_bert_graph, load_weights
+from deadzone_build.embed.pin import EMBEDDER_PIN, pin_id
 from fx_model import docs_chunks, docs_paragraphs, fit_window
 from numpy_bert import reference_vectors
 
@@ -139,7 +139,7 @@ def _texts_of_exactly(pieces: int, count: int) -> list[str]:
 @pytest.mark.parametrize("pieces", [9, 64, 256])
 def test_a_text_gets_the_same_bytes_alone_and_in_a_full_batch_of_its_length(embedder, pieces):
     """Texts of one token count really share a batch (a 33-row matrix), and it changes no byte."""
-    from deadzone_build.embedder import _batches
+    from deadzone_build.embed.embedder import _batches
 
     probe, *mates = _texts_of_exactly(pieces, 33)
     batch = mates[:16] + [probe] + mates[16:]
@@ -273,7 +273,7 @@ def test_corrupt_cached_model_is_reported_then_rebuilt(embedder_cache, tmp_path,
     actual = blake3.blake3(bytes(broken)).hexdigest()
     assert not model_is_current(cache)
 
-    with caplog.at_level(logging.WARNING, logger="deadzone_build.embedder"):
+    with caplog.at_level(logging.WARNING, logger="deadzone_build.embed.embedder"):
         embedder = Embedder(cache)  # no progress callback: the report goes to logging
     report = " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
     assert str(path) in report and expected in report and actual in report and "Rebuilding" in report

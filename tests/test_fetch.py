@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from deadzone_build.errors import FetchError
-from deadzone_build.fetch import (FetchResult, FetchSettings, fetch_all, fetch_failed, is_github_url,
+from deadzone_build.sources.fetch import (FetchResult, FetchSettings, fetch_all, fetch_failed, is_github_url,
                                   make_client, parse_retry_after, parse_rewrite, rewrite_url, slot_failure,
                                   token_from_env)
-from deadzone_build.registry import load_registry
+from deadzone_build.registry.load import load_registry
 from fx_docserver import BINARY_BODY, MIRROR_DIR, NON_UTF8_BODY
 
 # A generous read timeout where the server is meant to answer (two busy cores may stall it), and

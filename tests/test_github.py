@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from deadzone_build.errors import ReleaseError
-from deadzone_build.github import (GitHubClient, RetryPolicy, resolve_api_url, resolve_repo, resolve_token,
+from deadzone_build.publish.github import (GitHubClient, RetryPolicy, resolve_api_url, resolve_repo, resolve_token,
                                    retry_delay)
 from fx_fakegithub import FAKE_REPO, FAKE_TOKEN
 

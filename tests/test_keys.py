@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from conftest import DEADZONE_REGISTRY_FIXTURE, REPO
-from deadzone_build.keys import PIPELINE_VERSION, changed_inputs, key_inputs, registry_digest, slot_key
-from deadzone_build.pin import pin_dict
-from deadzone_build.registry import load_registry, parse_registry
+from deadzone_build.registry.keys import PIPELINE_VERSION, changed_inputs, key_inputs, registry_digest, slot_key
+from deadzone_build.embed.pin import pin_dict
+from deadzone_build.registry.load import load_registry, parse_registry
 
 REGISTRY_TEXT = (REPO / "libraries_sources.yaml").read_text()
 
@@ -77,7 +77,7 @@ def test_changed_inputs_names_the_field() -> None:
 
 def test_same_registry_same_keys_in_another_process(tmp_path: Path) -> None:
     code = ("import json,sys; from deadzone_build.registry import load_registry;"
-            "from deadzone_build.keys import slot_key;"
+            "from deadzone_build.registry.keys import slot_key;"
             "print(json.dumps([slot_key(s) for s in load_registry(sys.argv[1])]))")
     env = {"PYTHONHASHSEED": "12345", "PATH": "/usr/bin:/bin", "LANG": "C"}
     out = subprocess.run([sys.executable, "-c", code, str(DEADZONE_REGISTRY_FIXTURE)], cwd=tmp_path, env=env,

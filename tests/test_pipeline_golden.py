@@ -2,7 +2,7 @@
 
 The chunks of a fixture library (clean → chunk, no model) are hashed and compared with the golden
 digest recorded for the current PIPELINE_VERSION. When fetch/clean/chunk output changes on purpose:
-bump PIPELINE_VERSION in deadzone_build/keys.py (every key changes, so every slot is rebuilt) and
+bump PIPELINE_VERSION in deadzone_build/registry/keys.py (every key changes, so every slot is rebuilt) and
 record the new digest here under the new version.
 """
 
@@ -13,11 +13,11 @@ import json
 import blake3
 
 from conftest import FIXTURES, MIRROR, REPO
-from deadzone_build.chunk import chunk_markdown
-from deadzone_build.clean import document_markdown
-from deadzone_build.keys import PIPELINE_VERSION
-from deadzone_build.pin import canonical_json
-from deadzone_build.registry import load_registry, select_slots
+from deadzone_build.pipeline.chunk import chunk_markdown
+from deadzone_build.pipeline.clean import document_markdown
+from deadzone_build.registry.keys import PIPELINE_VERSION
+from deadzone_build.embed.pin import canonical_json
+from deadzone_build.registry.load import load_registry, select_slots
 
 # Named, not globbed: a fixture added for another test must not demand a PIPELINE_VERSION bump.
 GOLDEN_FIXTURES = (
@@ -54,4 +54,4 @@ def test_pipeline_output_matches_the_golden_digest_of_this_pipeline_version() ->
     assert PIPELINE_VERSION in GOLDEN, f"record GOLDEN[{PIPELINE_VERSION!r}] = {digest!r}"
     assert digest == GOLDEN[PIPELINE_VERSION], (
         f"fetch/clean/chunk output changed (digest {digest}) but PIPELINE_VERSION is still "
-        f"{PIPELINE_VERSION!r}: bump it in deadzone_build/keys.py and record the new digest in GOLDEN.")
+        f"{PIPELINE_VERSION!r}: bump it in deadzone_build/registry/keys.py and record the new digest in GOLDEN.")

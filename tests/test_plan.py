@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from deadzone_build import dbschema
+from deadzone_build.db import schema as dbschema
 from deadzone_build.cli import main
 from deadzone_build.errors import PlanError
-from deadzone_build.keys import slot_key
-from deadzone_build.pin import pin_id
-from deadzone_build.plan import (cached_keys_from_file, cached_keys_from_github, github_outputs, keys_in_db,
+from deadzone_build.registry.keys import slot_key
+from deadzone_build.embed.pin import pin_id
+from deadzone_build.ci.plan import (cached_keys_from_file, cached_keys_from_github, github_outputs, keys_in_db,
                                  make_plan, reusable_keys)
-from deadzone_build.registry import Slot, load_registry
+from deadzone_build.registry.load import Slot, load_registry
 
 from conftest import MIRROR
 
@@ -240,7 +240,7 @@ def releases(monkeypatch):
 def publish(fake, tag: str, db: Path, *, sha256: str | None = None) -> None:
     import hashlib
 
-    from deadzone_build.github import GitHubClient
+    from deadzone_build.publish.github import GitHubClient
 
     GitHubClient(fake.repo, token=fake.token, api_url=fake.api_url).create_release(tag, draft=False)
     data = db.read_bytes()
@@ -281,7 +281,7 @@ def test_cli_plan_refuses_a_release_whose_db_does_not_verify(tmp_path, releases,
 
 def test_cli_plan_over_a_release_left_without_its_db_plans_every_slot(tmp_path, releases, capsys):
     """A publish killed between deleting the old assets and renaming the new ones leaves no deadzone.db."""
-    from deadzone_build.github import GitHubClient
+    from deadzone_build.publish.github import GitHubClient
 
     GitHubClient(releases.repo, token=releases.token, api_url=releases.api_url).create_release("v1", draft=False)
     releases.add_asset("v1", "deadzone.db.tmp-0123", b"staged by an interrupted run")

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from deadzone_build import dbschema as S
-from deadzone_build.artifact import CHUNKS_FILE, artifact_is_current
+from deadzone_build.db import schema as S
+from deadzone_build.pipeline.artifact import CHUNKS_FILE, artifact_is_current
 from deadzone_build.cli import main
-from deadzone_build.consolidate import consolidate
+from deadzone_build.db.consolidate import consolidate
 from deadzone_build.errors import DatabaseError
-from deadzone_build.keys import registry_digest, slot_key
-from deadzone_build.pull import pull
+from deadzone_build.registry.keys import registry_digest, slot_key
+from deadzone_build.db.pull import pull
 from fx_artifacts import make_slot, registry_yaml
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import DEADZONE_REGISTRY_FIXTURE, FIXTURES, REPO
 from deadzone_build.errors import RegistryError, SelectionError
-from deadzone_build.registry import find_slot, load_registry, parse_registry, select_slots, slug_for
+from deadzone_build.registry.load import find_slot, load_registry, parse_registry, select_slots, slug_for
 
 BROKEN = FIXTURES / "registries"
 

@@ -20,10 +20,11 @@ from typing import Any, Callable
 
 import pytest
 
-from deadzone_build import __version__, dbschema
+from deadzone_build import __version__
+from deadzone_build.db import schema as dbschema
 from deadzone_build.cli import main
 from deadzone_build.errors import DatabaseError, DeadzoneError, RegistryError, ReleaseError
-from deadzone_build.release import check_tag, fetch_release, release_db
+from deadzone_build.publish.release import check_tag, fetch_release, release_db
 from fx_fakegithub import FAKE_REPO, FAKE_TOKEN, FakeGitHub, ReleaseFiles
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

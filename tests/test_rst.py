@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from deadzone_build.chunk import chunk_markdown, section_texts
-from deadzone_build.clean import document_markdown
-from deadzone_build.rst import convert, rst_to_markdown
+from deadzone_build.pipeline.chunk import chunk_markdown, section_texts
+from deadzone_build.pipeline.clean import document_markdown
+from deadzone_build.pipeline.rst import convert, rst_to_markdown
 
 RST = Path(__file__).parent / "fixtures" / "rst"
 SPHINX = (RST / "sphinx_module.rst").read_text()
@@ -97,7 +97,7 @@ def test_nothing_is_printed(capfd: pytest.CaptureFixture[str]) -> None:
 def test_nothing_is_printed_in_a_fresh_interpreter_with_all_warnings_on() -> None:
     script = (
         "import pathlib, sys\n"
-        "from deadzone_build.clean import document_markdown\n"
+        "from deadzone_build.pipeline.clean import document_markdown\n"
         "for p in sorted(pathlib.Path(sys.argv[1]).glob('*.rst')):\n"
         "    document_markdown(p.read_text(), kind='github-rst', url=p.name)\n"
     )

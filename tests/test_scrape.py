@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from deadzone_build.artifact import artifact_is_current, read_artifact, verify_artifact
-from deadzone_build.chunk import Chunk, embedding_text
+from deadzone_build.pipeline.artifact import artifact_is_current, read_artifact, verify_artifact
+from deadzone_build.pipeline.chunk import Chunk, embedding_text
 from deadzone_build.errors import ScrapeError
-from deadzone_build.explain import explain_slot
-from deadzone_build.fetch import FetchSettings, make_client
-from deadzone_build.keys import slot_key
-from deadzone_build.model_files import count_tokens
-from deadzone_build.registry import load_registry, parse_registry, select_slots
-from deadzone_build.scrape import scrape_slot
+from deadzone_build.pipeline.explain import explain_slot
+from deadzone_build.sources.fetch import FetchSettings, make_client
+from deadzone_build.registry.keys import slot_key
+from deadzone_build.embed.model_files import count_tokens
+from deadzone_build.registry.load import load_registry, parse_registry, select_slots
+from deadzone_build.pipeline.scrape import scrape_slot
 
 SHIPPED = load_registry(REPO / "libraries_sources.yaml")
 # read timeout: long enough that a stalled but answering server is not a hang on two busy cores,

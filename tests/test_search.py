@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from deadzone_build import dbschema as S
+from deadzone_build.db import schema as S
 from deadzone_build.cli import main
-from deadzone_build.consolidate import consolidate
+from deadzone_build.db.consolidate import consolidate
 from deadzone_build.errors import DatabaseError, SelectionError
-from deadzone_build.keys import registry_digest
-from deadzone_build.search import fts_query, libs, open_index, search
+from deadzone_build.registry.keys import registry_digest
+from deadzone_build.db.search import fts_query, libs, open_index, search
 from fx_artifacts import HashEmbedder, make_slot, write_text_artifact
 
 ROUTER = make_slot("/acme/router", description="HTTP request router and middleware for Go servers.")
@@ -163,7 +163,7 @@ def test_cli_refuses_a_bad_db_before_loading_the_model(tmp_path: Path, capsys: p
 
 
 def test_words_too_common_to_rank_are_left_to_the_vector_side(tmp_path: Path, stand_in: HashEmbedder) -> None:
-    from deadzone_build.search import SearchIndex
+    from deadzone_build.db.search import SearchIndex
 
     slot = make_slot("/acme/common")
     sections = [(["Doc", str(i)], f"common filler text number {i}") for i in range(8)]
@@ -229,9 +229,9 @@ FIXTURE_LIBS = ("/knights-analytics/hugot", "/direnv/direnv", "/gin-gonic/gin", 
 def fixture_db(tmp_path_factory: pytest.TempPathFactory, embedder, embedder_cache) -> Path:
     """Built once for the tests below, which only read it."""
     from conftest import REPO
-    from deadzone_build.fetch import FetchSettings, make_client
-    from deadzone_build.registry import load_registry
-    from deadzone_build.scrape import scrape_slot
+    from deadzone_build.sources.fetch import FetchSettings, make_client
+    from deadzone_build.registry.load import load_registry
+    from deadzone_build.pipeline.scrape import scrape_slot
     from fx_docserver import MIRROR_DIR, serve_mirror
 
     tmp_path = tmp_path_factory.mktemp("fixture_db")

@@ -8,7 +8,7 @@ import pytest
 
 from deadzone_build.cli import main
 from deadzone_build.errors import DeadzoneError
-from deadzone_build.summary import (job_status, read_slot_statuses, record_slot_status, summary_json,
+from deadzone_build.ci.summary import (job_status, read_slot_statuses, record_slot_status, summary_json,
                                     summary_markdown)
 
 

@@ -6,10 +6,10 @@ import argparse
 import json
 import sys
 
-from .. import settings
-from ..keys import registry_digest
-from ..registry import load_registry, select_slots
-from .options import add_artifacts_argument, add_db_argument, add_registry_arguments
+from deadzone_build import settings
+from deadzone_build.registry.keys import registry_digest
+from deadzone_build.registry.load import load_registry, select_slots
+from deadzone_build.commands.options import add_artifacts_argument, add_db_argument, add_registry_arguments
 
 NAME = "consolidate"
 HELP = ("Build deadzone.db from the artifacts of the registry's slots (deterministic bytes; "
@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..consolidate import consolidate
+    from deadzone_build.db.consolidate import consolidate
 
     every = load_registry(settings.registry_path(args.registry))
     slots = select_slots(every, args.lib, args.lib_version)

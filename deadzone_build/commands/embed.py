@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .. import settings
+from deadzone_build import settings
 
 NAME = "embed"
 HELP = ("Print the 384-d embedding of each TEXT (builds the cached model under $DEADZONE_CACHE, "
@@ -29,8 +29,8 @@ def _float(value: float) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..embedder import Embedder
-    from ..model_files import MAX_SEQ_LENGTH, count_tokens
+    from deadzone_build.embed.embedder import Embedder
+    from deadzone_build.embed.model_files import MAX_SEQ_LENGTH, count_tokens
 
     embedder = Embedder(settings.cache_dir(), progress=_progress)
     vectors = embedder.embed(args.texts)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from .. import settings
-from .options import add_artifacts_argument
-from ..registry import find_slot, load_registry
+from deadzone_build import settings
+from deadzone_build.commands.options import add_artifacts_argument
+from deadzone_build.registry.load import find_slot, load_registry
 
 NAME = "explain"
 HELP = "Say whether a slot's artifact is current and, if not, which key input changed."
@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..explain import explain_slot  # numpy: only when asked (every command's start-up pays for imports)
+    from deadzone_build.pipeline.explain import explain_slot  # numpy: only when asked (every command's start-up pays for imports)
 
     slot = find_slot(load_registry(settings.registry_path(args.registry)), args.slug)
     result = explain_slot(slot, settings.artifacts_dir(args.artifacts))

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .. import settings
+from deadzone_build import settings
 
 NAME = "fetch-release"
 HELP = ("Download deadzone.db from a GitHub Release, verify it against the release's deadzone.db.sha256, "
@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..release import fetch_release  # ghapi: only when asked
+    from deadzone_build.publish.release import fetch_release  # ghapi: only when asked
 
     out = fetch_release(tag=args.tag, repo=args.repo, out=settings.db_path(args.out),
                         log=lambda line: print(line, file=sys.stderr))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from .. import settings
-from .search import add_db_arguments, query_embedder
+from deadzone_build import settings
+from deadzone_build.commands.search import add_db_arguments, query_embedder
 
 NAME = "libs"
 HELP = "Rank the libraries in deadzone.db by their description embedding and lib_id match."
@@ -18,8 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..dbschema import open_checked
-    from ..search import libs
+    from deadzone_build.db.schema import open_checked
+    from deadzone_build.db.search import libs
 
     db = settings.db_path(args.db)
     open_checked(db).close()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..keys import slot_key
-from .options import add_registry_arguments, selected_slots
+from deadzone_build.registry.keys import slot_key
+from deadzone_build.commands.options import add_registry_arguments, selected_slots
 
 NAME = "list"
 HELP = "List the registry's slots (one per library version) with their content keys."

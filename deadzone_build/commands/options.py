@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .. import settings
-from ..registry import Slot, load_registry, select_slots
+from deadzone_build import settings
+from deadzone_build.registry.load import Slot, load_registry, select_slots
 
 
 def add_registry_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .. import settings
+from deadzone_build import settings
 
 NAME = "pin"
 HELP = "Print the embedder pin, which is half of every content key, and its id (no model is loaded)."
@@ -17,8 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..embedder import model_path
-    from ..pin import pin_dict, pin_id
+    from deadzone_build.embed.embedder import model_path
+    from deadzone_build.embed.pin import pin_dict, pin_id
 
     model = model_path(settings.cache_dir())
     if args.json:

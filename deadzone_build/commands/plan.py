@@ -8,11 +8,11 @@ import os
 import sys
 from pathlib import Path
 
-from ..atomic import write_atomic
-from ..errors import PlanError
-from ..plan import (MATRIX_LIMIT, Plan, cached_keys_from_file, cached_keys_from_github, fetch_base_db,
+from deadzone_build.atomic import write_atomic
+from deadzone_build.errors import PlanError
+from deadzone_build.ci.plan import (MATRIX_LIMIT, Plan, cached_keys_from_file, cached_keys_from_github, fetch_base_db,
                     github_outputs, make_plan, reusable_keys)
-from .options import add_registry_arguments, selected_slots
+from deadzone_build.commands.options import add_registry_arguments, selected_slots
 
 NAME = "plan"
 HELP = ("Plan a CI build: each slot is reused from the release db, restored from actions/cache, "

@@ -6,9 +6,9 @@ import argparse
 import json
 import sys
 
-from .. import settings
-from ..errors import DatabaseError
-from .options import add_artifacts_argument, add_db_argument, add_registry_arguments, selected_slots
+from deadzone_build import settings
+from deadzone_build.errors import DatabaseError
+from deadzone_build.commands.options import add_artifacts_argument, add_db_argument, add_registry_arguments, selected_slots
 
 NAME = "pull"
 HELP = "Recreate artifacts/<slug>/ byte for byte for every registry slot whose key the db holds."
@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..pull import pull
+    from deadzone_build.db.pull import pull
 
     log = (lambda line: None) if args.json else (lambda line: print(line, file=sys.stderr))
     result = pull(settings.db_path(args.db), slots=selected_slots(args),

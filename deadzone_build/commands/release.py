@@ -7,10 +7,10 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from .. import __version__, settings
+from deadzone_build import __version__, settings
 
 if TYPE_CHECKING:
-    from ..release import ReleaseOutcome
+    from deadzone_build.publish.release import ReleaseOutcome
 
 NAME = "release"
 HELP = ("Publish deadzone.db, deadzone.db.sha256 and manifest.json to a GitHub Release, after checking the db "
@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..release import release_db  # ghapi: only when asked
+    from deadzone_build.publish.release import release_db  # ghapi: only when asked
 
     outcome = release_db(
         tag=args.tag, repo=args.repo, db=settings.db_path(args.db), registry=settings.registry_path(args.registry),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import settings
-from ..errors import ArtifactError, ScrapeError, SelectionError
-from .options import add_artifacts_argument, add_registry_arguments, selected_slots
+from deadzone_build import settings
+from deadzone_build.errors import ArtifactError, ScrapeError, SelectionError
+from deadzone_build.commands.options import add_artifacts_argument, add_registry_arguments, selected_slots
 
 NAME = "scrape"
 HELP = "Fetch, chunk and embed the selected library versions into artifacts/<slug>/ (skips current ones)."
@@ -21,8 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..progress import SlotProgress
-    from ..scrape import scrape_slot  # heavy (httpx, onnxruntime): only when scraping
+    from deadzone_build.progress import SlotProgress
+    from deadzone_build.pipeline.scrape import scrape_slot  # heavy (httpx, onnxruntime): only when scraping
 
     if args.lib is None:
         raise SelectionError("scrape needs --lib (and --version for one version). Use `doit` to build everything.")

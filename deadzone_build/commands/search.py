@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from .. import settings
-from .options import add_db_argument
+from deadzone_build import settings
+from deadzone_build.commands.options import add_db_argument
 
 NAME = "search"
 HELP = "Search deadzone.db for documentation chunks (BM25 and embeddings, fused with RRF)."
@@ -27,14 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def query_embedder():
-    from ..embedder import Embedder  # the model loads only when a query is really run
+    from deadzone_build.embed.embedder import Embedder  # the model loads only when a query is really run
 
     return Embedder(settings.cache_dir())
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..dbschema import open_checked
-    from ..search import search
+    from deadzone_build.db.schema import open_checked
+    from deadzone_build.db.search import search
 
     db = settings.db_path(args.db)
     open_checked(db).close()  # a wrong db is reported before the model loads

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import DeadzoneError
-from ..summary import (manifest_from_plan, read_slot_statuses, record_slot_status, sources_from_plan, summary_json,
+from deadzone_build.errors import DeadzoneError
+from deadzone_build.ci.summary import (manifest_from_plan, read_slot_statuses, record_slot_status, sources_from_plan, summary_json,
                        summary_markdown)
 
 NAME = "summary"

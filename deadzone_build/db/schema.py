@@ -102,8 +102,8 @@ CREATE VIRTUAL TABLE chunks_fts USING fts5 (
 
 def open_checked(db_path: str | Path) -> sqlite3.Connection:
     """A read-only connection to a deadzone.db written for this schema version and embedder pin."""
-    from .errors import DatabaseError
-    from .pin import pin_id
+    from deadzone_build.errors import DatabaseError
+    from deadzone_build.embed.pin import pin_id
 
     db_path = Path(db_path)
     if not db_path.is_file():

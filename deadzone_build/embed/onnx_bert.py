@@ -29,7 +29,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .errors import EmbedderError
+from deadzone_build.errors import EmbedderError
 
 OPSET = 17  # the first opset with LayerNormalization
 IR_VERSION = 8  # the IR of opset 17: readable by every onnxruntime this project accepts
@@ -233,7 +233,7 @@ def fuse(model: onnx.ModelProto, shape: BertShape) -> onnx.ModelProto:
     if missing:
         raise EmbedderError(f"onnxruntime.transformers fused {missing} (found, expected) operators: this "
                             "onnxruntime does not match the graph builder. Install the onnxruntime version in "
-                            "pyproject.toml, or update deadzone_build/onnx_bert.py and bump the pin's recipe.")
+                            "pyproject.toml, or update deadzone_build/embed/onnx_bert.py and bump the pin's recipe.")
     model = fused.model
     model.producer_name = PRODUCER
     if not any(o.domain == "com.microsoft" for o in model.opset_import):  # the optimizer adds it only on save

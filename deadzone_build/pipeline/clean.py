@@ -26,7 +26,7 @@ from typing import Iterable
 import yaml
 from markdown_it import MarkdownIt
 
-from .errors import ScrapeError
+from deadzone_build.errors import ScrapeError
 
 MARKDOWN_KIND = "github-md"
 RST_KIND = "github-rst"
@@ -92,7 +92,7 @@ def document_markdown(body: str, *, kind: str, url: str) -> str:
     decides (Django's `.txt` docs are RST under `github-rst`).
     """
     if _is_rst(kind, url):
-        from .rst import rst_to_markdown  # docutils is imported only when a slot has RST
+        from deadzone_build.pipeline.rst import rst_to_markdown  # docutils is imported only when a slot has RST
 
         return clean_markdown(rst_to_markdown(body, source=url))
     if kind not in (MARKDOWN_KIND, RST_KIND):

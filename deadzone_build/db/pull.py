@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .artifact import artifact_is_current, verify_blobs, write_artifact_files
-from .consolidate import library_blobs
-from .dbschema import open_checked
-from .errors import ArtifactError
-from .keys import slot_key
-from .pin import pin_id
-from .registry import Slot
+from deadzone_build.pipeline.artifact import artifact_is_current, verify_blobs, write_artifact_files
+from deadzone_build.db.consolidate import library_blobs
+from deadzone_build.db.schema import open_checked
+from deadzone_build.errors import ArtifactError
+from deadzone_build.registry.keys import slot_key
+from deadzone_build.embed.pin import pin_id
+from deadzone_build.registry.load import Slot
 
 
 @dataclass

@@ -26,9 +26,9 @@ from typing import Protocol
 
 import numpy as np
 
-from .artifact import DIMENSION
-from .dbschema import open_checked
-from .errors import SelectionError
+from deadzone_build.pipeline.artifact import DIMENSION
+from deadzone_build.db.schema import open_checked
+from deadzone_build.errors import SelectionError
 
 RRF_K = 60
 MIN_DEPTH = 100  # candidates taken from each list before fusion

@@ -18,7 +18,7 @@ from typing import Callable
 
 import httpx
 
-from .errors import PlanError
+from deadzone_build.errors import PlanError
 
 DEFAULT_API_URL = "https://api.github.com"
 PER_PAGE_MAX = 100

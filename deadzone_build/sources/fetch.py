@@ -31,8 +31,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from . import __version__
-from .errors import FetchError
+from deadzone_build import __version__
+from deadzone_build.errors import FetchError
 
 REWRITE_ENV = "DEADZONE_URL_REWRITE"
 TOKEN_ENVS = ("GITHUB_TOKEN", "GH_TOKEN")
@@ -85,6 +85,7 @@ class FetchResult:
     text: str | None = None
     reason: str | None = None
     attempts: int = 0
+    content_type: str | None = None  # the response's media type, lowercased, without parameters
 
     def report(self) -> dict[str, object]:
         """The per-URL entry of meta.json: no text, no timings, no attempt count (all vary)."""
@@ -317,7 +318,10 @@ def _read_response(url: str, response: httpx.Response, settings: FetchSettings) 
     body = _read_capped(response, settings.max_bytes)
     if body is None:
         return _too_large(url, status, settings)
-    return _decode(url, status, body)
+    result = _decode(url, status, body)
+    media = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+    result.content_type = media or None
+    return result
 
 
 def _status_label(status: int) -> str:

@@ -29,7 +29,7 @@ from urllib.parse import quote, urlencode
 import httpx2
 from ghapi.core import GhApi
 
-from .errors import ReleaseError
+from deadzone_build.errors import ReleaseError
 
 DEFAULT_API_URL = "https://api.github.com"
 REPO_ENV = "GITHUB_REPOSITORY"

@@ -2,9 +2,9 @@
 
 The pin is half of every content key, so it must be cheap to compute (no file I/O) and
 canonical. It *declares* the expected blake3 of every model input file; the embedder
-(deadzone_build/embedder.py) verifies the real files against it when it builds or loads the
+(deadzone_build/embed/embedder.py) verifies the real files against it when it builds or loads the
 model, and builds `cache/embedder/<pin_id>/model.onnx` with exactly these settings
-(deadzone_build/onnx_bert.py reads them from here, so the pin cannot drift from the build).
+(deadzone_build/embed/onnx_bert.py reads them from here, so the pin cannot drift from the build).
 
 Change anything here, or bump "recipe" whenever the build code changes its output, and every
 content key changes with it.

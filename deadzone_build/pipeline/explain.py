@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .artifact import META_FILE, verify_artifact
-from .errors import ArtifactError
-from .keys import changed_inputs, key_inputs, slot_key
-from .registry import Slot
+from deadzone_build.pipeline.artifact import META_FILE, verify_artifact
+from deadzone_build.errors import ArtifactError
+from deadzone_build.registry.keys import changed_inputs, key_inputs, slot_key
+from deadzone_build.registry.load import Slot
 
 
 @dataclass

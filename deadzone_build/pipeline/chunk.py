@@ -38,8 +38,8 @@ from typing import Callable, Sequence
 
 from markdown_it import MarkdownIt
 
-from . import model_files
-from .clean import code_line_ranges, markdown_tokens
+from deadzone_build.embed import model_files
+from deadzone_build.pipeline.clean import code_line_ranges, markdown_tokens
 
 CountTokens = Callable[[list[str]], list[int]]
 PATH_SEPARATOR = " > "

@@ -1,0 +1,1 @@
+"""CI glue: the matrix plan, the run summary, the `actions/cache` listing."""

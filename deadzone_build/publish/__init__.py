@@ -1,0 +1,1 @@
+"""Publish stage: the GitHub client and the release (upload, fetch) of `deadzone.db`."""

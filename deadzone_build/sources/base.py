@@ -1,0 +1,65 @@
+"""The source interface: Slot in, Documents and a per-URL report out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import httpx
+
+from deadzone_build.errors import ScrapeError
+from deadzone_build.registry.load import Slot
+from deadzone_build.sources.fetch import FetchSettings
+
+# (stage, done, total): stage is "fetch" (URLs) or "embed" (chunks)
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Document:
+    """One document of a slot: cleaned markdown whose headings become chunk heading paths.
+
+    `url` is stored with every chunk; `source_url` is the registry URL it came from (the
+    per-URL report counts its chunks). For one-file-per-URL kinds both are the same.
+    """
+
+    url: str
+    markdown: str
+    source_url: str
+
+
+@dataclass
+class SourceResult:
+    documents: list[Document]
+    reports: list[dict[str, Any]]  # one per registry URL, in registry order (meta.json "urls")
+
+
+@dataclass
+class SourceContext:
+    client: httpx.Client
+    settings: FetchSettings
+    progress: ProgressFn = field(default=lambda stage, done, total: None)
+
+
+class Source(Protocol):
+    def __call__(self, slot: Slot, context: SourceContext) -> SourceResult: ...
+
+
+def _registry() -> dict[str, Source]:
+    from deadzone_build.sources import github_docs
+
+    return {"github-md": github_docs.collect, "github-rst": github_docs.collect}
+
+
+def supported_kinds() -> tuple[str, ...]:
+    return tuple(_registry())
+
+
+def source_for(slot: Slot) -> Source:
+    """The `collect` function of the slot's kind, or a ScrapeError saying which kinds work."""
+    sources = _registry()
+    if slot.kind not in sources:
+        raise ScrapeError(f"{slot.label}: kind `{slot.kind}` is not supported by this build yet "
+                          f"(supported: {', '.join(sources)}). Remove the entry or build other slots "
+                          "with `doit scrape:<slug>`.")
+    return sources[slot.kind]
