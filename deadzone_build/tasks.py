@@ -135,9 +135,13 @@ def _scrape(slot: Slot, artifacts: Path, cache: Path) -> bool:
         return _report_failure(exc)
     finally:
         progress.close()
+    from deadzone_build.sources.fetch import describe_drop
+
+    for note in outcome.notes:
+        say(f"note: {note}", err=True)
     say(outcome.line())
     for report in outcome.dropped:
-        say(f"  dropped {report['url']}: {report.get('reason')}")
+        say(f"  dropped {describe_drop(report)}")
     return True
 
 

@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from deadzone_build.progress import SlotProgress
     from deadzone_build.pipeline.scrape import scrape_slot  # heavy (httpx, onnxruntime): only when scraping
+    from deadzone_build.sources.fetch import describe_drop
 
     if args.lib is None:
         raise SelectionError("scrape needs --lib (and --version for one version). Use `doit` to build everything.")
@@ -41,9 +42,11 @@ def run(args: argparse.Namespace) -> int:
             continue
         finally:
             progress.close()
+        for note in outcome.notes:
+            print(f"note: {note}", file=sys.stderr)
         print(outcome.line())
         for report in outcome.dropped:
-            print(f"  dropped {report['url']}: {report.get('reason')}", file=sys.stderr)
+            print(f"  dropped {describe_drop(report)}", file=sys.stderr)
     if failed:
         raise ScrapeError(f"{len(failed)} of {len(slots)} slots failed ({', '.join(failed)}); the others were "
                           "built. Fix or remove the failing entries (reasons above) and run again.")

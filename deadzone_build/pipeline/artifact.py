@@ -102,8 +102,11 @@ def _digest(data: bytes) -> str:
 
 def write_artifact(artifacts_dir: Path, slot: Slot, *, key: str, key_inputs: dict[str, Any], pin_id: str,
                    chunks: list[dict[str, Any]], vectors: np.ndarray, library_vector: np.ndarray,
-                   url_reports: list[dict[str, Any]], counts: dict[str, Any]) -> Path:
-    """Write `artifacts_dir/<slug>/` atomically and return its path; the old artifact survives any crash."""
+                   url_reports: list[dict[str, Any]], counts: dict[str, Any], incomplete: bool = False) -> Path:
+    """Write `artifacts_dir/<slug>/` atomically and return its path; the old artifact survives any crash.
+
+    `incomplete`: some URL failed for a cause that may pass; meta.json then holds `"incomplete": true`
+    and the artifact is usable but never current (absent otherwise, so complete artifacts keep their bytes)."""
     chunks, vectors, library_vector = _checked_payload(slot, chunks, vectors, library_vector)
     _check_key(slot, key, key_inputs, pin_id)
     counts = _checked_counts(slot, counts, chunks)
@@ -112,6 +115,8 @@ def write_artifact(artifacts_dir: Path, slot: Slot, *, key: str, key_inputs: dic
     meta = {"format": FORMAT, "key": key, "key_inputs": key_inputs, "slot": slot_record(slot),
             "pin_id": pin_id, "pipeline_version": PIPELINE_VERSION, "counts": counts,
             "urls": url_reports, "files": {name: _digest(data) for name, data in blobs.items()}}
+    if incomplete:
+        meta["incomplete"] = True
     meta["meta_digest"] = meta_digest(meta)
     blobs[META_FILE] = meta_text(meta).encode()
     return write_artifact_files(Path(artifacts_dir), slot.slug, blobs, key=key, pin_id=pin_id)
@@ -321,14 +326,14 @@ def _read_files(path: Path) -> dict[str, bytes]:
 
 
 def artifact_is_current(path: Path, key: str) -> bool:
-    """True when `path` holds a verified artifact whose key is `key`; never raises."""
+    """True when `path` holds a verified, complete artifact whose key is `key`; never raises."""
     path = Path(path)
     try:
         recover(path.parent, path.name)
-        verify_artifact(path, expected_key=key)
+        meta = verify_artifact(path, expected_key=key)
     except (ArtifactError, OSError, ValueError):
         return False
-    return True
+    return not meta.get("incomplete")  # built while a URL failed transiently: scrape it again
 
 
 class ArtifactIsCurrent:

@@ -17,6 +17,7 @@ from typing import Any, Callable, Protocol, Sequence
 import httpx
 import numpy as np
 
+from deadzone_build.errors import ScrapeError
 from deadzone_build.sources import fetch
 from deadzone_build.pipeline.artifact import artifact_is_current, write_artifact
 from deadzone_build.pipeline.chunk import Chunk, chunk_markdown, embedding_text
@@ -45,6 +46,8 @@ class ScrapeOutcome:
     truncated: int = 0  # chunks longer than the model window (cut by the embedder; the chunker prevents it)
     seconds: dict[str, float] = field(default_factory=dict)  # fetch / chunk / embed / write
     dropped: list[dict[str, Any]] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)  # URLs dropped for a cause that may pass
+    notes: list[str] = field(default_factory=list)  # one line each, e.g. a corrupt vector cache rebuilt
 
     def line(self) -> str:
         """The one line users see per slot."""
@@ -53,8 +56,10 @@ class ScrapeOutcome:
         drops = f" ({self.docs_dropped} dropped)" if self.docs_dropped else ""
         cut = f", {self.truncated} TRUNCATED at the model window (a chunker bug: please report it)" if self.truncated else ""
         total = sum(self.seconds.values())
+        partial = (f"; INCOMPLETE: {len(self.incomplete)} URL{'s' * (len(self.incomplete) != 1)} failed for a "
+                   "reason that may pass, so the next run scrapes it again" if self.incomplete else "")
         return (f"scraped    {self.slot.label}: {self.docs_ok} docs{drops}, {self.chunks} chunks "
-                f"({self.embedded} embedded, {self.chunks - self.embedded} cached{cut}) in {total:.1f}s")
+                f"({self.embedded} embedded, {self.chunks - self.embedded} cached{cut}) in {total:.1f}s{partial}")
 
 
 _embedders: dict[Path, Any] = {}
@@ -88,7 +93,7 @@ def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: htt
     if not force and artifact_is_current(target, key):
         return ScrapeOutcome(slot, "up-to-date", target)
     collect = source_for(slot)
-    settings = fetch_settings or fetch.FetchSettings()
+    settings = fetch_settings or fetch.FetchSettings.from_env()
     outcome = ScrapeOutcome(slot, "scraped", target)
     tick = progress or (lambda stage, done, total: None)
 
@@ -105,10 +110,14 @@ def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: htt
     started = time.perf_counter()
     chunks, reports = _chunk_documents(source)
     outcome.seconds["chunk"] = time.perf_counter() - started
+    if not chunks:
+        raise ScrapeError(f"{slot.label}: no artifact written: its documents gave 0 chunks (every body was "
+                          "empty or held no text once cleaned). Check the URLs in the registry.")
+    outcome.incomplete = fetch.incomplete_urls(reports)
 
     started = time.perf_counter()
     embedder = embedder or shared_embedder(cache_dir)
-    cache = VectorCache(cache_dir, pin_id())
+    cache = VectorCache(cache_dir, pin_id(), log=outcome.notes.append)
     texts = [embedding_text(c) for c in chunks]
     vectors, outcome.embedded = embed_cached(texts, embedder, cache,
                                              progress=lambda done, total: tick("embed", done, total))
@@ -127,7 +136,7 @@ def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: htt
               "chunks": len(chunks), "tokens": sum(c.tokens for c in chunks), "truncated": outcome.truncated}
     write_artifact(Path(artifacts_dir), slot, key=key, key_inputs=key_inputs(slot, pin_dict()), pin_id=pin_id(),
                    chunks=[_chunk_record(c) for c in chunks], vectors=vectors, library_vector=library_vector,
-                   url_reports=reports, counts=counts)
+                   url_reports=reports, counts=counts, incomplete=bool(outcome.incomplete))
     outcome.seconds["write"] = time.perf_counter() - started
     return outcome
 

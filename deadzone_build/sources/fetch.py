@@ -7,7 +7,25 @@
 Retried with exponential backoff: timeouts, connection errors, truncated bodies, 429 and 5xx
 (and a 403 that carries Retry-After or an exhausted rate limit). `Retry-After` (seconds or an
 HTTP date) replaces the backoff, capped by `max_retry_after`.
-Dropped at once: 404/410, other 4xx, a body over `max_bytes`, a binary or non-UTF-8 body.
+Dropped at once: 404/410, other 4xx, a body over `max_bytes` (counted while decoding, so a
+compression bomb never takes more than the cap), a body the source's `Accept` refuses (for docs:
+an HTML page, an empty body, a binary or non-UTF-8 body), a redirect to a host it may not go to.
+
+A drop is *retryable* (`FetchResult.retryable`) when its cause may go away by itself: 5xx, 429,
+timeouts, connection errors, truncated bodies, a deadline. The pipeline marks an artifact built
+with such a drop `incomplete` (never current, never cached, not released without
+`--allow-incomplete`); permanent drops (404/410, not text) are final.
+
+Deadlines: each document has `doc_deadline` seconds in all (attempts and waits included), each
+slot `slot_deadline`; a read that drips bytes forever cannot outlive them. Both come from
+$DEADZONE_DOC_DEADLINE / $DEADZONE_SLOT_DEADLINE (`FetchSettings.from_env`).
+
+Redirects are followed by hand (at most 10) only to an http(s) URL on the same host, from one
+GitHub host to another (github.com, api.github.com, *.githubusercontent.com), or into a prefix
+or target of $DEADZONE_URL_REWRITE; never from https to http. The final URL is reported.
+
+When every URL of two slots in a row failed to connect, the network looks unreachable: later
+slots try their first URL once, and if that fails too, drop every URL without waiting out retries.
 
 `DEADZONE_URL_REWRITE` and the GitHub token are applied only on the wire copy of each request,
 inside the transport: the requests, responses, exceptions and reports the rest of the pipeline
@@ -17,22 +35,27 @@ URL keeps its token when it is rewritten (that is how the local test server sees
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import hashlib
 import math
 import os
+import threading
 import time
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from http import HTTPStatus
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 from urllib.parse import urlsplit
 
 import httpx
 
 from deadzone_build import __version__
 from deadzone_build.errors import FetchError
+from deadzone_build.sources.body import (DOC_ACCEPT, Accept, DeadlinePassed, TooLarge, UndecodableBody, body_problem,
+                                         media_problem, read_bounded)
 
 REWRITE_ENV = "DEADZONE_URL_REWRITE"
 TOKEN_ENVS = ("GITHUB_TOKEN", "GH_TOKEN")
@@ -46,6 +69,15 @@ _GITHUB_HOSTS = frozenset({"github.com", "api.github.com", "githubusercontent.co
 _GITHUB_SUFFIX = ".githubusercontent.com"
 _GONE = frozenset({404, 410})
 _LISTED_IN_MESSAGE = 10
+DOC_DEADLINE_ENV = "DEADZONE_DOC_DEADLINE"
+SLOT_DEADLINE_ENV = "DEADZONE_SLOT_DEADLINE"
+DEFAULT_DOC_DEADLINE = 120.0
+DEFAULT_SLOT_DEADLINE = 1800.0
+MAX_REDIRECTS = 10
+# Slots in a row whose every URL failed to connect before the network is taken as unreachable.
+UNREACHABLE_AFTER_SLOTS = 2
+OFFLINE_HINT = ("the network looks unreachable (every URL failed to connect); to build offline see README "
+                "\"Running offline\" (DEADZONE_URL_REWRITE)")
 
 
 @dataclass(frozen=True)
@@ -60,16 +92,36 @@ class FetchSettings:
     max_retry_after: float = 60.0
     max_bytes: int = 5 * 1024 * 1024
     concurrency: int = 8
+    doc_deadline: float = DEFAULT_DOC_DEADLINE  # seconds per document, every attempt and wait included
+    slot_deadline: float = DEFAULT_SLOT_DEADLINE  # seconds per fetch_all call (one slot)
 
     def __post_init__(self) -> None:
         problems = [name for name, ok in (
             ("connect_timeout", self.connect_timeout > 0), ("read_timeout", self.read_timeout > 0),
             ("retries", self.retries >= 0), ("backoff_base", self.backoff_base >= 0),
             ("max_retry_after", self.max_retry_after >= 0), ("max_bytes", self.max_bytes > 0),
-            ("concurrency", self.concurrency >= 1)) if not ok]
+            ("concurrency", self.concurrency >= 1), ("doc_deadline", self.doc_deadline > 0),
+            ("slot_deadline", self.slot_deadline > 0)) if not ok]
         if problems:
-            raise FetchError(f"FetchSettings: invalid {', '.join(problems)} ({self}); timeouts, max_bytes "
-                             "and concurrency must be positive, the others not negative.")
+            raise FetchError(f"FetchSettings: invalid {', '.join(problems)} ({self}); timeouts, deadlines, "
+                             "max_bytes and concurrency must be positive, the others not negative.")
+
+    @classmethod
+    def from_env(cls, **overrides: float | int) -> FetchSettings:
+        """The defaults, with the deadlines of $DEADZONE_DOC_DEADLINE / $DEADZONE_SLOT_DEADLINE (seconds)."""
+        values: dict[str, float | int] = {}
+        for name, env in (("doc_deadline", DOC_DEADLINE_ENV), ("slot_deadline", SLOT_DEADLINE_ENV)):
+            text = os.environ.get(env, "").strip()
+            if not text:
+                continue
+            try:
+                value = float(text)
+            except ValueError:
+                value = -1.0
+            if not (math.isfinite(value) and value > 0):
+                raise FetchError(f"{env}={text!r} is not a number of seconds; set e.g. {env}=120 or unset it.")
+            values[name] = value
+        return cls(**{**values, **overrides})
 
 
 @dataclass
@@ -86,11 +138,24 @@ class FetchResult:
     reason: str | None = None
     attempts: int = 0
     content_type: str | None = None  # the response's media type, lowercased, without parameters
+    final_url: str | None = None  # where the redirects ended, when they did (None: no redirect)
+    retryable: bool = False  # a drop whose cause may pass (5xx, 429, timeout, network, deadline)
+    unreachable: bool = False  # a drop because no connection could be made (DNS, refused)
+    content: bytes | None = None  # the raw body, for sources whose Accept is not text
 
     def report(self) -> dict[str, object]:
-        """The per-URL entry of meta.json: no text, no timings, no attempt count (all vary)."""
-        return {"url": self.url, "status": "ok" if self.ok else "dropped", "http_status": self.http_status,
-                "bytes": self.bytes, "sha256": self.sha256, "reason": self.reason}
+        """The per-URL entry of meta.json: no text, no timings, no attempt count (all vary).
+
+        `final_url` and `retryable` appear only when set, so the report of a plain successful
+        fetch (and so the artifact's bytes) is what it always was."""
+        entry: dict[str, object] = {"url": self.url, "status": "ok" if self.ok else "dropped",
+                                    "http_status": self.http_status, "bytes": self.bytes, "sha256": self.sha256,
+                                    "reason": self.reason}
+        if self.final_url and self.final_url != self.url:
+            entry["final_url"] = self.final_url
+        if not self.ok and self.retryable:
+            entry["retryable"] = True
+        return entry
 
 
 # ── configuration: rewrite and token ────────────────────────────────────────
@@ -196,9 +261,16 @@ def make_client(settings: FetchSettings, *, rewrite: list[tuple[str, str]] | Non
     inner = httpx.HTTPTransport(limits=httpx.Limits(max_connections=None,
                                                     max_keepalive_connections=settings.concurrency))
     timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout, pool=None)
-    return httpx.Client(transport=_RewriteTransport(inner, rewrite, token), timeout=timeout,
-                        follow_redirects=True, max_redirects=10, trust_env=False,
-                        headers={"User-Agent": USER_AGENT})
+    # Redirects are followed by `_attempt` (the host rule), and bodies decoded by `_BoundedDecoder`
+    # (the cap holds while decoding): so only the encodings it knows are asked for.
+    client = httpx.Client(transport=_RewriteTransport(inner, rewrite, token), timeout=timeout,
+                          follow_redirects=False, trust_env=False,
+                          headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"})
+    _CLIENT_REWRITES[client] = tuple(rewrite)
+    return client
+
+
+_CLIENT_REWRITES: weakref.WeakKeyDictionary[httpx.Client, tuple[tuple[str, str], ...]] = weakref.WeakKeyDictionary()
 
 
 # ── fetching ─────────────────────────────────────────────────────────────────
@@ -211,23 +283,90 @@ class _Retry:
     reason: str
     http_status: int | None = None
     retry_after: float | None = None
+    unreachable: bool = False  # no connection could be made at all
+
+
+class _NetworkHealth:
+    """Process-wide memory of whether the last slots could connect at all (fail fast offline)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._dead_slots = 0
+        self._told = False
+
+    def offline(self) -> bool:
+        with self._lock:
+            return self._dead_slots >= UNREACHABLE_AFTER_SLOTS
+
+    def record(self, results: Sequence[FetchResult]) -> None:
+        with self._lock:
+            if results and all(result.unreachable for result in results):
+                self._dead_slots += 1
+            elif any(result.ok or not result.unreachable for result in results):
+                self._dead_slots = 0
+
+    def first_notice(self) -> bool:
+        """True once per process: the offline hint is said once, later failures say less."""
+        with self._lock:
+            told, self._told = self._told, True
+            return not told
+
+    def reset(self) -> None:
+        with self._lock:
+            self._dead_slots, self._told = 0, False
+
+
+_health = _NetworkHealth()
+
+
+def network_looks_unreachable() -> bool:
+    """True after UNREACHABLE_AFTER_SLOTS slots in a row failed to connect on every URL."""
+    return _health.offline()
+
+
+def offline_hint(results: Sequence[FetchResult]) -> str | None:
+    """The one-line hint for a slot whose every URL failed to connect: in full the first time, short after."""
+    if not results or not all(result.unreachable for result in results):
+        return None
+    return OFFLINE_HINT if _health.first_notice() else "the network looks unreachable"
+
+
+def reset_network_health() -> None:
+    """Forget earlier connection failures (a new run in the same process, and tests)."""
+    _health.reset()
 
 
 def fetch_all(urls: Sequence[str], client: httpx.Client, settings: FetchSettings,
               on_result: Callable[[FetchResult], None] | None = None,
-              sleep: Callable[[float], None] = time.sleep) -> list[FetchResult]:
+              sleep: Callable[[float], None] = time.sleep, accept: Accept = DOC_ACCEPT) -> list[FetchResult]:
     """Fetch every URL (at most `settings.concurrency` at once); results in input order.
 
     A URL that fails is a dropped FetchResult, never an exception. `on_result` is called in the
     calling thread, in completion order, once per URL (for progress). `sleep` waits between retries.
+    `accept` says which bodies the source takes (default: markdown/RST documents). All of it
+    ends by `settings.slot_deadline`.
     """
     if not urls:
         return []
+    slot_deadline = time.monotonic() + settings.slot_deadline
+    if _health.offline():
+        probe = fetch_one(urls[0], client, dataclasses.replace(settings, retries=0), sleep, accept,
+                          deadline=slot_deadline)
+        if probe.unreachable:
+            results = [probe] + [FetchResult(url, ok=False, retryable=True, unreachable=True,
+                                             reason=f"not tried: {OFFLINE_HINT}; retry when online.")
+                                 for url in urls[1:]]
+            for result in results:
+                if on_result is not None:
+                    on_result(result)
+            _health.record(results)
+            return results
     results: list[FetchResult | None] = [None] * len(urls)
     pool = ThreadPoolExecutor(max_workers=min(settings.concurrency, len(urls)), thread_name_prefix="fetch")
     try:
         futures: dict[Future[FetchResult], int] = {
-            pool.submit(fetch_one, url, client, settings, sleep): index for index, url in enumerate(urls)}
+            pool.submit(fetch_one, url, client, settings, sleep, accept, deadline=slot_deadline): index
+            for index, url in enumerate(urls)}
         for future in as_completed(futures):
             result = future.result()
             results[futures[future]] = result
@@ -237,22 +376,47 @@ def fetch_all(urls: Sequence[str], client: httpx.Client, settings: FetchSettings
         pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C should not wait out every backoff
         raise
     pool.shutdown()
-    return [result for result in results if result is not None]
+    done = [result for result in results if result is not None]
+    _health.record(done)
+    return done
 
 
 def fetch_one(url: str, client: httpx.Client, settings: FetchSettings,
-              sleep: Callable[[float], None] = time.sleep) -> FetchResult:
-    """One URL with retries; never raises for an HTTP or network failure."""
+              sleep: Callable[[float], None] = time.sleep, accept: Accept = DOC_ACCEPT, *,
+              deadline: float | None = None) -> FetchResult:
+    """One URL with retries, within `settings.doc_deadline` (and `deadline`, a time.monotonic()
+    instant, when given); never raises for an HTTP or network failure."""
+    own = time.monotonic() + settings.doc_deadline
+    until = own if deadline is None else min(own, deadline)
     attempts = settings.retries + 1
-    for attempt in range(1, attempts + 1):
-        outcome = _attempt(url, client, settings)
-        if isinstance(outcome, FetchResult):
-            outcome.attempts = attempt
-            return outcome
-        if attempt < attempts:
-            sleep(_retry_wait(outcome, attempt, settings))
-    return FetchResult(url, ok=False, http_status=outcome.http_status, attempts=attempts,
-                       reason=f"{outcome.reason}, {attempts} attempt{'s' * (attempts > 1)}; retry later.")
+    made = 0
+    outcome: _Retry = _Retry(_deadline_reason(settings, before_start=True))
+    while made < attempts:
+        if time.monotonic() >= until:
+            if made:
+                outcome = dataclasses.replace(outcome, reason=f"{outcome.reason}; then {_deadline_reason(settings)}")
+            break
+        made += 1
+        attempt = _attempt(url, client, settings, accept, until)
+        if isinstance(attempt, FetchResult):
+            attempt.attempts = made
+            return attempt
+        outcome = attempt
+        if made < attempts:
+            wait = _retry_wait(outcome, made, settings)
+            if time.monotonic() + wait >= until:
+                outcome = dataclasses.replace(outcome, reason=f"{outcome.reason}; {_deadline_reason(settings)}")
+                break
+            sleep(wait)
+    return FetchResult(url, ok=False, http_status=outcome.http_status, attempts=made, retryable=True,
+                       unreachable=outcome.unreachable,
+                       reason=f"{outcome.reason}, {made} attempt{'s' * (made != 1)}; retry later.")
+
+
+def _deadline_reason(settings: FetchSettings, before_start: bool = False) -> str:
+    what = "before this document could be fetched" if before_start else "before it could be retried"
+    return (f"the fetch deadline passed {what} ({DOC_DEADLINE_ENV}={settings.doc_deadline:g} s per document, "
+            f"{SLOT_DEADLINE_ENV}={settings.slot_deadline:g} s per slot)")
 
 
 def _retry_wait(retry: _Retry, attempt: int, settings: FetchSettings) -> float:
@@ -278,21 +442,72 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
-def _attempt(url: str, client: httpx.Client, settings: FetchSettings) -> FetchResult | _Retry:
+def _attempt(url: str, client: httpx.Client, settings: FetchSettings, accept: Accept,
+             deadline: float) -> FetchResult | _Retry:
+    rewrite = _CLIENT_REWRITES.get(client, ())
+    current = url
     try:
-        with client.stream("GET", url) as response:
-            return _read_response(url, response, settings)
+        for _ in range(MAX_REDIRECTS + 1):
+            with client.stream("GET", current) as response:
+                if response.is_redirect:
+                    target = str(response.url.join(response.headers["Location"]))
+                    problem = redirect_problem(current, target, rewrite)
+                    if problem:
+                        result = _dropped(url, response.status_code, problem)
+                        result.final_url = target
+                        return result
+                    current = target
+                    continue
+                outcome = _read_response(url, response, settings, accept, deadline)
+                if isinstance(outcome, FetchResult) and current != url:
+                    outcome.final_url = current
+                return outcome
+        return _dropped(url, None, f"more than {MAX_REDIRECTS} redirects; point the registry at the final URL.")
+    except DeadlinePassed:
+        return _Retry(f"still reading when the document deadline ({settings.doc_deadline:g} s) passed "
+                      "(the server sends too slowly)")
     except httpx.TimeoutException as exc:
-        return _Retry(_timeout_reason(exc, settings))
+        return _Retry(_timeout_reason(exc, settings), unreachable=isinstance(exc, httpx.ConnectTimeout))
     except httpx.RemoteProtocolError as exc:
         return _Retry(f"the server broke off the response ({exc})")
+    except UndecodableBody as exc:
+        return _Retry(f"the compressed body could not be decoded ({exc})")
     except (httpx.NetworkError, httpx.ProxyError, httpx.DecodingError) as exc:
-        return _Retry(f"network error ({type(exc).__name__}: {exc})")
-    except httpx.TooManyRedirects:
-        return _dropped(url, None, "too many redirects; point the registry at the final URL.")
+        return _Retry(f"network error ({type(exc).__name__}: {exc})", unreachable=isinstance(exc, httpx.ConnectError))
     except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:
         # bad scheme, malformed URL or host (an empty or bad IDNA label is a UnicodeError): retrying cannot help
         return _dropped(url, None, f"cannot request this URL ({type(exc).__name__}: {exc}); fix it in the registry.")
+
+
+def _in_rewrite(url: str, rewrite: Sequence[tuple[str, str]]) -> bool:
+    return any(url.startswith(prefix) or url.startswith(target) for prefix, target in rewrite)
+
+
+def redirect_problem(source: str, target: str, rewrite: Sequence[tuple[str, str]] = ()) -> str | None:
+    """Why a redirect from `source` to `target` is not followed, or None when it may be.
+
+    Followed: http(s) to the same host, between GitHub's own hosts, or into a prefix or target
+    of DEADZONE_URL_REWRITE (trusted configuration). Never https → http, never credentials.
+    """
+    src, dst = urlsplit(source), urlsplit(target)
+    fix = "point the registry at the final URL if it is the right one"
+    if dst.scheme not in ("http", "https"):
+        return f"redirected to {target!r}, which is not an http(s) URL; {fix}."
+    if dst.username is not None or dst.password is not None:
+        return f"redirected to a URL carrying credentials ({dst.hostname}); {fix}."
+    if _in_rewrite(target, rewrite):
+        return None
+    if src.scheme == "https" and dst.scheme == "http":
+        return f"redirected from https to plain http ({target}); {fix}."
+    src_host, dst_host = (src.hostname or "").lower().rstrip("."), (dst.hostname or "").lower().rstrip(".")
+    if src_host == dst_host or (_github_host(src_host) and _github_host(dst_host)):
+        return None
+    return (f"redirected to another host ({target}); redirects are followed only within the same host, "
+            f"between GitHub's hosts or into DEADZONE_URL_REWRITE; {fix}.")
+
+
+def _github_host(host: str) -> bool:
+    return host in _GITHUB_HOSTS or host.endswith(_GITHUB_SUFFIX)
 
 
 def _timeout_reason(exc: httpx.TimeoutException, settings: FetchSettings) -> str:
@@ -301,7 +516,8 @@ def _timeout_reason(exc: httpx.TimeoutException, settings: FetchSettings) -> str
     return f"timed out waiting for data (read timeout {settings.read_timeout:g} s)"
 
 
-def _read_response(url: str, response: httpx.Response, settings: FetchSettings) -> FetchResult | _Retry:
+def _read_response(url: str, response: httpx.Response, settings: FetchSettings, accept: Accept,
+                   deadline: float) -> FetchResult | _Retry:
     status = response.status_code
     label = _status_label(status)
     if status in _GONE:
@@ -315,11 +531,18 @@ def _read_response(url: str, response: httpx.Response, settings: FetchSettings) 
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > settings.max_bytes:
         return _too_large(url, status, settings)
-    body = _read_capped(response, settings.max_bytes)
-    if body is None:
-        return _too_large(url, status, settings)
-    result = _decode(url, status, body)
     media = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+    problem = media_problem(media, accept)
+    if problem:
+        return _dropped(url, status, problem)
+    encodings = [e.strip().lower() for e in response.headers.get("Content-Encoding", "").split(",") if e.strip()]
+    try:
+        body = read_bounded(response, encodings, settings.max_bytes, deadline)
+    except TooLarge:
+        return _too_large(url, status, settings)
+    except ValueError as exc:  # an encoding this fetcher does not decode
+        return _dropped(url, status, f"{exc}; link an uncompressed copy or remove the URL.")
+    result = _decode(url, status, body, accept)
     result.content_type = media or None
     return result
 
@@ -336,38 +559,16 @@ def _rate_limited(response: httpx.Response) -> bool:
     return "Retry-After" in response.headers or response.headers.get("X-RateLimit-Remaining") == "0"
 
 
-def _read_capped(response: httpx.Response, max_bytes: int) -> bytes | None:
-    """The body, or None as soon as it grows past `max_bytes` (so memory stays bounded)."""
-    body = bytearray()
-    for chunk in response.iter_bytes():
-        body += chunk
-        if len(body) > max_bytes:
-            return None
-    return bytes(body)
-
-
-def _decode(url: str, status: int, body: bytes) -> FetchResult:
+def _decode(url: str, status: int, body: bytes, accept: Accept = DOC_ACCEPT) -> FetchResult:
     digest = hashlib.sha256(body).hexdigest()
-    problem = _text_problem(body)
+    problem = body_problem(body, accept)
     if problem:
         return FetchResult(url, ok=False, http_status=status, bytes=len(body), sha256=digest, reason=problem)
+    if not accept.text:
+        return FetchResult(url, ok=True, http_status=status, bytes=len(body), sha256=digest, content=body)
     # Universal newlines, as CommonMark reads them: the chunker only ever sees "\n".
     text = body.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
     return FetchResult(url, ok=True, http_status=status, bytes=len(body), sha256=digest, text=text)
-
-
-def _text_problem(body: bytes) -> str | None:
-    if body[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return "UTF-16 text, but only UTF-8 documents are read; link a UTF-8 copy or remove the URL."
-    nul = body.find(b"\x00")
-    if nul >= 0:
-        return f"binary content (NUL byte at offset {nul}), not a text document; remove the URL from the registry."
-    try:
-        body.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        return (f"not valid UTF-8 (byte 0x{body[exc.start]:02x} at offset {exc.start}); "
-                "link a UTF-8 copy or remove the URL.")
-    return None
 
 
 def _dropped(url: str, status: int | None, reason: str) -> FetchResult:
@@ -377,6 +578,19 @@ def _dropped(url: str, status: int | None, reason: str) -> FetchResult:
 def _too_large(url: str, status: int, settings: FetchSettings) -> FetchResult:
     return _dropped(url, status, f"larger than {settings.max_bytes} bytes (the per-document cap); "
                                  "link smaller pages or raise max_bytes.")
+
+
+def describe_drop(report: dict[str, Any]) -> str:
+    """`URL: reason` for a dropped URL's report, naming the URL actually requested when
+    DEADZONE_URL_REWRITE rewrote it (the report itself keeps the registry URL)."""
+    url = str(report.get("url", ""))
+    try:
+        wire = rewrite_url(url, rewrite_from_env())
+    except FetchError:
+        wire = url
+    via = f" (fetched as {wire})" if wire != url else ""
+    final = f" (redirected to {report['final_url']})" if report.get("final_url") else ""
+    return f"{url}{via}{final}: {report.get('reason')}"
 
 
 # ── policy ───────────────────────────────────────────────────────────────────
@@ -406,3 +620,9 @@ def slot_failure(results: Sequence[FetchResult], max_drop_fraction: float = MAX_
 def fetch_failed(results: Sequence[FetchResult], max_drop_fraction: float = MAX_DROP_FRACTION) -> bool:
     """True when `slot_failure` has a reason to fail the slot."""
     return slot_failure(results, max_drop_fraction) is not None
+
+
+def incomplete_urls(reports: Sequence[dict[str, Any]]) -> list[str]:
+    """The URLs of a slot's report dropped for a cause that may pass (5xx, 429, timeout, network,
+    deadline): an artifact built without them is `incomplete` (see the module docstring)."""
+    return [str(r.get("url")) for r in reports if r.get("status") != "ok" and r.get("retryable")]

@@ -17,7 +17,11 @@ def collect(slot: Slot, context: SourceContext) -> SourceResult:
     results = _fetch(slot, context)
     failure = fetch.slot_failure(results, max_drop_fraction=fetch.MAX_DROP_FRACTION)
     if failure:
-        raise ScrapeError(f"{slot.label}: no artifact written (the previous one, if any, is untouched): {failure}")
+        hint = fetch.offline_hint(results)
+        if hint and hint != fetch.OFFLINE_HINT:  # said in full once per run; after that, one short line
+            raise ScrapeError(f"{slot.label}: no artifact written: {hint}.")
+        raise ScrapeError(f"{slot.label}: no artifact written (the previous one, if any, is untouched): {failure}"
+                          + (f" Note: {hint}." if hint else ""))
     documents: list[Document] = []
     reports: list[dict[str, Any]] = []
     for result in results:
