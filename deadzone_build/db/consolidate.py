@@ -5,19 +5,24 @@ Only the given registry slots go in, each from a verified artifact whose key is 
 their stored meta.json). Same inputs, same bytes: rows in a fixed order with consecutive ids, no
 timestamps unless SOURCE_DATE_EPOCH, FTS index built in one `rebuild` pass, VACUUM, rollback
 journal. The db is written to a temp file, checked with `PRAGMA integrity_check` and renamed;
-the `.sha256` then `manifest.json` (the record `db_is_current` trusts) follow, each atomic.
+the `.sha256` then `manifest.json` (the record `db_is_current` trusts) follow, each atomic, all
+under an exclusive flock on the db's directory so that two consolidates never mix their files. Temp files
+`.<db>.tmp-<pid>-<token>` of killed consolidates are removed at the next start.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import re
 import secrets
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from deadzone_build.db import schema as S
 from deadzone_build.pipeline.artifact import (
@@ -29,6 +34,7 @@ from deadzone_build.errors import ArtifactError, ConsolidateError
 from deadzone_build.registry.keys import PIPELINE_VERSION, slot_key
 from deadzone_build.embed.pin import canonical_json, pin_dict, pin_id
 from deadzone_build.registry.load import Slot
+from deadzone_build.stale import remove_stale
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -53,6 +59,7 @@ class ConsolidateResult:
     chunks: int
     missing: list[MissingSlot] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)  # slugs taken from base_db
+    incomplete: list[str] = field(default_factory=list)  # slugs whose artifact is marked incomplete
 
     @property
     def sha256_path(self) -> Path:
@@ -67,7 +74,9 @@ class ConsolidateResult:
         gone = f" ({', '.join(m.label for m in self.missing)})" if self.missing else ""
         return (f"consolidate: {self.db_path}: {self.libraries} libraries, {self.chunks} chunks, "
                 f"{len(self.missing)} missing{gone}, {len(self.reused)} reused from the base db; "
-                f"sha256 {self.sha256}")
+                f"sha256 {self.sha256}"
+                + (f"; INCOMPLETE: {', '.join(self.incomplete)} (a URL failed transiently; scrape again "
+                   "before a release)" if self.incomplete else ""))
 
 
 def sha256_path(db_path: Path) -> Path:
@@ -88,6 +97,40 @@ def consolidate(*, slots: list[Slot], artifacts_dir: Path, db_path: Path, regist
     """Build `db_path` from the artifacts of `slots`; raise ConsolidateError (and write nothing) when
     no library is available or more than `max_missing` slots lack a current artifact."""
     db_path, artifacts_dir = Path(db_path), Path(artifacts_dir)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    # db, .sha256 and manifest.json are one unit: a second consolidate of the same db waits here,
+    # so the three files always come from the same run.
+    with _exclusive(db_path, log):
+        for path in remove_stale(db_path.parent, _temp_pattern(db_path)):
+            log(f"consolidate: removed {path}, left by a killed consolidate")
+        return _consolidate(slots=slots, artifacts_dir=artifacts_dir, db_path=db_path,
+                            registry_digest=registry_digest, lib_filter=lib_filter, max_missing=max_missing,
+                            base_db=base_db, log=log, built_at=built_at)
+
+
+def _temp_pattern(db_path: Path) -> re.Pattern[str]:
+    return re.compile(re.escape(f".{db_path.name}.tmp-") + r"(?P<pid>[0-9]+)-[0-9a-f]{12}")
+
+
+@contextlib.contextmanager
+def _exclusive(db_path: Path, log: Callable[[str], None]) -> Iterator[None]:
+    """An exclusive flock on the db's directory for the whole consolidate: no lock file is left
+    behind, and the OS releases it when the process dies (kill -9 included)."""
+    handle = os.open(db_path.parent, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"consolidate: waiting for another consolidate in {db_path.parent} to finish")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)  # closing the last descriptor releases the lock
+
+
+def _consolidate(*, slots: list[Slot], artifacts_dir: Path, db_path: Path, registry_digest: str,
+                 lib_filter: str, max_missing: int, base_db: Path | None, log: Callable[[str], None],
+                 built_at: str | None) -> ConsolidateResult:
     built_at = os.environ.get("SOURCE_DATE_EPOCH", "") if built_at is None else built_at
     base = _Base(Path(base_db)) if base_db is not None else None
     ordered = sorted(slots, key=lambda s: (s.lib_id, s.version))
@@ -113,7 +156,8 @@ def consolidate(*, slots: list[Slot], artifacts_dir: Path, db_path: Path, regist
     write_atomic(manifest_path(db_path), (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode())
     chunks = sum(r["counts"].get("chunks", 0) for r in records.values())
     return ConsolidateResult(db_path=db_path, sha256=digest, libraries=len(records), chunks=chunks,
-                             missing=missing, reused=reused)
+                             missing=missing, reused=reused,
+                             incomplete=[slug for slug, r in records.items() if r["incomplete"]])
 
 
 def _fill(writer: _DbWriter, ordered: list[Slot], artifacts_dir: Path, base: _Base | None,
@@ -133,7 +177,8 @@ def _fill(writer: _DbWriter, ordered: list[Slot], artifacts_dir: Path, base: _Ba
         else:
             reused.append(slot.slug)
         writer.add_library(art)
-        records[slot.slug] = {"counts": art.meta["counts"], "dropped": _dropped(art.meta)}
+        records[slot.slug] = {"counts": art.meta["counts"], "dropped": _dropped(art.meta),
+                              "incomplete": bool(art.meta.get("incomplete"))}
         log(f"consolidate: {slot.label}: {len(art.chunks)} chunks from the {source}")
     return records, missing, reused
 
@@ -207,12 +252,14 @@ def _manifest(db_path: Path, digest: str, slots: list[Slot], records: dict[str, 
             "reason": gone.reason if gone else "",
             "counts": record["counts"] if record else {},
             "dropped": record["dropped"] if record else [],
+            "incomplete": bool(record and record["incomplete"]),  # a URL failed transiently: scrape again
         })
     return {
         "format": MANIFEST_FORMAT, "db": db_path.name, "sha256": digest, "bytes": db_path.stat().st_size,
         "schema_version": S.SCHEMA_VERSION, "embedder_pin_id": pin_id(), "pipeline_version": PIPELINE_VERSION,
         "registry_digest": registry_digest, "lib_filter": lib_filter, "built_at": built_at,
         "libraries": len(records), "chunks": sum(r["counts"].get("chunks", 0) for r in records.values()),
+        "incomplete": [e["slug"] for e in entries if e["incomplete"]],
         "slots": entries,
     }
 
@@ -352,6 +399,8 @@ def db_is_current(db_path: Path, slots: list[Slot], artifacts_dir: Path | None =
         if _sha256_file(db_path) != manifest["sha256"]:
             return False
         if max_missing is not None and sum(1 for e in entries if e["status"] != "ok") > max_missing:
+            return False
+        if any(e.get("incomplete") for e in entries):  # its slot is being scraped again
             return False
         if artifacts_dir is not None:
             for e in entries:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -34,6 +35,7 @@ from deadzone_build.atomic import write_synced
 from deadzone_build.errors import EmbedderError
 from deadzone_build.embed.model_files import MAX_SEQ_LENGTH
 from deadzone_build.embed.pin import EMBEDDER_PIN, pin_id
+from deadzone_build.stale import remove_stale
 
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "model.json"
@@ -171,7 +173,9 @@ def _install(cache_dir: Path, data: bytes) -> None:
     """Write model + manifest in a temp dir beside the target, then rename it into place."""
     target = model_path(cache_dir).parent
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    # `.<pin>.tmp-<pid>-…`: a killed build's leftover (tens of MB) is removed by the next one
+    remove_stale(target.parent, re.compile(re.escape(f".{target.name}.") + r"(?:tmp|stale)-(?P<pid>[0-9]+)-.+"))
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     try:
         staging.chmod(0o755)  # mkdtemp makes it private; the cache is an ordinary directory
         write_synced(staging / MODEL_FILE, data)
@@ -180,7 +184,7 @@ def _install(cache_dir: Path, data: bytes) -> None:
             if model_is_current(cache_dir):  # another process finished first
                 return
             # corrupt: move it aside first (a rename cannot replace a non-empty directory)
-            stale = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale-", dir=target.parent))
+            stale = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale-{os.getpid()}-", dir=target.parent))
             os.replace(target, stale / "old")
             shutil.rmtree(stale, ignore_errors=True)
         try:

@@ -9,6 +9,8 @@ name its line. All problems of a file are reported at once.
 from __future__ import annotations
 
 import difflib
+import ipaddress
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,10 @@ KINDS = ("github-md", "github-rst", "scrape-via-agent", "godoc")
 ENTRY_FIELDS = ("lib_id", "kind", "urls", "ref", "description", "versions")
 VERSION_FIELDS = ("ref", "urls", "description")
 REF_PLACEHOLDER = "{ref}"
+ALLOW_PRIVATE_HOSTS_ENV = "DEADZONE_ALLOW_PRIVATE_HOSTS"
+# A slug names `artifacts/<slug>/` and its `.tmp-<slug>-<pid>-<token>` scratch dir (26 bytes more):
+# file names are limited to 255 bytes.
+MAX_LIB_ID_BYTES = 200
 
 _NULL_TAG = "tag:yaml.org,2002:null"
 _SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*")
@@ -211,10 +217,14 @@ def _entry_slots(node: yaml.Node, problems: _Problems) -> list[Slot]:
     for required in ("lib_id", "kind"):
         if required not in fields:
             problems.add(node, entry, f"missing field `{required}`. Add `{required}:` to the entry.")
-    lib_id = _text(fields.get("lib_id"), problems, entry, "lib_id")
+        elif _is_null(fields[required]) or (isinstance(fields[required], yaml.ScalarNode)
+                                            and not fields[required].value.strip()):
+            problems.add(fields[required], entry, f"field `{required}` has no value. Write e.g. "
+                         + ("`lib_id: /org/project`." if required == "lib_id" else f"`kind: github-md` ({', '.join(KINDS)})."))
+    lib_id = _text(fields.get("lib_id"), problems, entry, "lib_id") or None
     if lib_id is not None:
         _check_lib_id(lib_id, fields["lib_id"], problems, entry)
-    kind = _text(fields.get("kind"), problems, entry, "kind")
+    kind = _text(fields.get("kind"), problems, entry, "kind") or None
     if kind is not None and kind not in KINDS:
         problems.add(fields["kind"], entry, f"unknown kind `{kind}`.{_suggest(kind, KINDS)} "
                      f"Valid kinds: {', '.join(KINDS)}.")
@@ -294,6 +304,9 @@ def _check_lib_id(lib_id: str, node: yaml.Node, problems: _Problems, entry: str)
         reason = "must not contain an empty, `.` or `..` segment"
     elif not all(_SEGMENT.fullmatch(s) for s in segments):
         reason = "may only use letters, digits, `.`, `_`, `+` and `-` between slashes"
+    elif len(lib_id.encode()) > MAX_LIB_ID_BYTES:
+        reason = (f"is {len(lib_id.encode())} bytes long, over {MAX_LIB_ID_BYTES} (its slug names files and "
+                  "directories, which the file system limits to 255 bytes)")
     else:
         return
     problems.add(node, entry, f"bad lib_id `{lib_id}`: it {reason}. Write it as `/org/project`.")
@@ -308,11 +321,15 @@ def _check_ref(ref: str | None, node: yaml.Node | None, problems: _Problems, ent
 def _slot(lib_id: str, version: str, kind: str, ref: str | None, urls: list[tuple[str, int]],
           description: str, line: int, problems: _Problems, entry: str) -> Slot:
     label = f"{entry}@{version}" if version else entry
+    slug = slug_for(lib_id, version)
+    if len(lib_id.encode()) <= MAX_LIB_ID_BYTES < len(slug.encode()):
+        problems.add(line, label, f"slug `{slug[:40]}…` is {len(slug.encode())} bytes, over {MAX_LIB_ID_BYTES} "
+                     "(it names files and directories). Shorten the lib_id or the version name.")
     resolved = []
     for url, url_line in urls:
         resolved.append(_resolve_url(url, ref, url_line, problems, label))
     return Slot(lib_id=lib_id, version=version, kind=kind, ref=ref or "", urls=tuple(resolved),
-                description=description, slug=slug_for(lib_id, version), line=line)
+                description=description, slug=slug, line=line)
 
 
 def _resolve_url(url: str, ref: str | None, line: int, problems: _Problems, label: str) -> str:
@@ -331,13 +348,46 @@ def _resolve_url(url: str, ref: str | None, line: int, problems: _Problems, labe
                          "or to this version.")
             return url
         url = url.replace(REF_PLACEHOLDER, ref)
+    if any(ord(c) < 0x20 or ord(c) == 0x7f or c.isspace() for c in url):
+        problems.add(line, label, f"{url!r} contains whitespace or a control character (CR, LF, tab...). "
+                     "Write the URL on one line, with spaces encoded as %20.")
+        return url
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         problems.add(line, label, f"`{url}` is not an http(s) URL. Write a full https:// URL.")
     elif not _host_is_wellformed(parts.hostname or ""):
         problems.add(line, label, f"`{url}` has a malformed host `{parts.hostname}` (an empty or over-long "
                      "label). Correct the host name.")
+    elif "@" in parts.netloc:
+        problems.add(line, label, f"`{parts.scheme}://…@{parts.hostname}…` carries credentials (user:password@). "
+                     "Remove them: a private repository is read with GITHUB_TOKEN.")
+    elif (private := _private_address(parts.hostname or "")) and not private_hosts_allowed():
+        problems.add(line, label, f"`{url}` points at a {private} address. Documentation is fetched from "
+                     f"public hosts; set {ALLOW_PRIVATE_HOSTS_ENV}=1 if you really serve docs there.")
     return url
+
+
+def private_hosts_allowed() -> bool:
+    """$DEADZONE_ALLOW_PRIVATE_HOSTS=1: registry URLs may name loopback, private or link-local addresses."""
+    return os.environ.get(ALLOW_PRIVATE_HOSTS_ENV, "").strip() == "1"
+
+
+def _private_address(host: str) -> str | None:
+    """"loopback", "link-local", "private"... for a literal IP address (or localhost), else None."""
+    if host.lower().rstrip(".") in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
+        return "loopback"
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    for name, flag in (("loopback", address.is_loopback), ("link-local", address.is_link_local),
+                       ("private", address.is_private), ("unspecified", address.is_unspecified),
+                       ("reserved", address.is_reserved), ("multicast", address.is_multicast)):
+        if flag:
+            return name
+    return None
 
 
 def _host_is_wellformed(host: str) -> bool:
