@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 from deadzone_build.db import schema as dbschema
-from deadzone_build.registry.keys import registry_digest
+from deadzone_build.registry.keys import registry_digest, slot_key
 from deadzone_build.embed.pin import pin_id
 from deadzone_build.registry.load import load_registry
 
@@ -457,20 +457,24 @@ def write_release_files(db: Path, registry: Path, *, content: str = "first build
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA journal_mode=DELETE")
     conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
-    conn.execute("CREATE TABLE libraries (lib_id TEXT, version TEXT, slug TEXT, description TEXT)")
+    conn.execute("CREATE TABLE libraries (lib_id TEXT, version TEXT, slug TEXT, description TEXT, key TEXT)")
     conn.execute("CREATE TABLE chunks (lib_id TEXT, version TEXT, ordinal INTEGER, text TEXT)")
     conn.executemany("INSERT INTO meta VALUES (?, ?)", [(k, v) for k, v in values.items() if v is not None])
     rows = slots if libraries is None else slots[:libraries]
-    conn.executemany("INSERT INTO libraries VALUES (?, ?, ?, ?)",
-                     [(s.lib_id, s.version, s.slug, s.description) for s in rows])
+    conn.executemany("INSERT INTO libraries VALUES (?, ?, ?, ?, ?)",
+                     [(s.lib_id, s.version, s.slug, s.description, slot_key(s)) for s in rows])
     conn.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?)",
                      [(s.lib_id, s.version, i, f"{content} {s.slug} chunk {i}") for s in rows for i in range(50)])
     conn.commit()
     conn.close()
     digest = hashlib.sha256(db.read_bytes()).hexdigest()
     db.with_name(db.name + ".sha256").write_text(f"{digest}  deadzone.db\n")
-    manifest = [{"slug": s.slug, "status": "ok" if s in rows else "missing"} for s in slots]
-    db.with_name("manifest.json").write_text(json.dumps({"content": content, "slots": manifest}, indent=1))
+    manifest = [{"slug": s.slug, "key": slot_key(s), "status": "ok" if s in rows else "missing",
+                 "incomplete": False} for s in slots]
+    described = {"format": 1, "db": db.name, "sha256": digest, "bytes": db.stat().st_size,
+                 "registry_digest": values[dbschema.META_REGISTRY_DIGEST], "embedder_pin_id": values[dbschema.META_PIN_ID],
+                 "schema_version": values[dbschema.META_SCHEMA_VERSION], "lib_filter": values[dbschema.META_LIB_FILTER]}
+    db.with_name("manifest.json").write_text(json.dumps({**described, "content": content, "slots": manifest}, indent=1))
 
 
 @dataclass

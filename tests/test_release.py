@@ -103,7 +103,8 @@ def test_changed_db_replaces_the_assets_without_two_of_one_name(fake_github, rel
 
 def test_only_the_changed_file_is_uploaded(fake_github, release_files):
     publish(fake_github, release_files)
-    release_files.manifest.write_text(json.dumps({"edited": True}))
+    manifest = json.loads(release_files.manifest.read_text())
+    release_files.manifest.write_text(json.dumps({**manifest, "edited": True}))  # still describes the db
 
     outcome = publish(fake_github, release_files)
 

@@ -3,7 +3,8 @@
     release_db(tag=..., repo=..., db=..., registry=...)   gates, then `publish`
     fetch_release(tag="latest", repo=..., out=...)         download, verify, rename into place
 
-Gates run before anything touches the network; each failure names the file and what to do.
+Gates (publish/gates.py) run before anything touches the network; each failure names the file
+and what to do.
 `publish` keeps the release consistent across crashes and retries:
 
 1. find the release by tag (drafts included) or create it as a draft, so the public never
@@ -21,225 +22,20 @@ Gates run before anything touches the network; each failure names the file and w
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import re
-import sqlite3
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from deadzone_build.db import schema as dbschema
-from deadzone_build.errors import DatabaseError, ReleaseAssetMissing, ReleaseError
+from deadzone_build.errors import ReleaseAssetMissing, ReleaseError
+from deadzone_build.publish.gates import (  # noqa: F401 - re-exported: callers import the gates from here
+    ASSET_DB, ASSET_MANIFEST, ASSET_SHA256, TEMP_MARK, LocalAsset, check_release_inputs, check_tag, check_version,
+    parse_sha256, sha256_file, sha256_line, temp_name)
 from deadzone_build.publish.github import GitHubClient, resolve_api_url, resolve_repo, resolve_token
-from deadzone_build.registry.keys import registry_digest
-from deadzone_build.embed.pin import pin_id
-from deadzone_build.registry.load import load_registry
-
-ASSET_DB = "deadzone.db"
-ASSET_SHA256 = "deadzone.db.sha256"
-ASSET_MANIFEST = "manifest.json"
-TEMP_MARK = ".tmp-"
 
 Log = Callable[[str], None]
-
-_SHA256_LINE = re.compile(r"([0-9a-fA-F]{64}) [ *](\S.*)")
-_TAG_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-_CHUNK = 1 << 20
-
-
-# ── local files ──────────────────────────────────────────────────────────────
-
-
-@dataclass(frozen=True)
-class LocalAsset:
-    """One file to publish: its asset name, bytes (a path to stream, or the bytes) and sha256."""
-
-    name: str
-    source: Path | bytes
-    sha256: str
-    size: int
-    content_type: str
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "size": self.size, "sha256": self.sha256}
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def parse_sha256(text: bytes | str, source: str) -> str:
-    """The hex digest of a `sha256sum` line (`<hex>  deadzone.db`)."""
-    line = (text.decode("utf-8", "replace") if isinstance(text, bytes) else text).strip()
-    match = _SHA256_LINE.fullmatch(line)
-    if not match:
-        raise ReleaseError(f"{source} is not a sha256sum line ('<64 hex digits>  deadzone.db'); "
-                           f"rebuild it with `doit consolidate`.")
-    return match.group(1).lower()
-
-
-def sha256_line(hex_digest: str) -> bytes:
-    """The canonical checksum file: what `sha256sum -c` checks next to a downloaded deadzone.db."""
-    return f"{hex_digest}  {ASSET_DB}\n".encode()
-
-
-def temp_name(asset: LocalAsset) -> str:
-    """Where `asset` waits before its swap; the digest prefix lets a re-run recognise it."""
-    return f"{asset.name}{TEMP_MARK}{asset.sha256[:16]}"
-
-
-# ── gates ────────────────────────────────────────────────────────────────────
-
-
-def check_tag(tag: str) -> None:
-    """`tag` must be a name `git tag` accepts (git check-ref-format rules for refs/tags/<tag>)."""
-    reason = _tag_problem(tag)
-    if reason:
-        raise ReleaseError(f"tag {tag!r} is not a valid git tag name ({reason}); use e.g. --tag v1.2.0.")
-
-
-def _tag_problem(tag: str) -> str | None:
-    if not tag:
-        return "it is empty"
-    if bad := _TAG_FORBIDDEN.search(tag):
-        return f"it contains {bad.group()!r}"
-    for needle in ("..", "@{", "//"):
-        if needle in tag:
-            return f"it contains {needle!r}"
-    if tag == "@" or tag.startswith(("-", "/")) or tag.endswith(("/", ".")):
-        return "it starts with '-' or '/', ends with '/' or '.', or is '@'"
-    for part in tag.split("/"):
-        if part.startswith(".") or part.endswith(".lock"):
-            return f"its part {part!r} starts with '.' or ends with '.lock'"
-    return None
-
-
-def check_version(tag: str, version: str) -> None:
-    """--expect-version: the tag must name `version`, with or without a leading `v`."""
-    if tag not in (version, f"v{version}"):
-        raise ReleaseError(f"tag {tag} does not match the expected version {version} (--expect-version); "
-                           f"tag the release v{version}, or bump the version before releasing.")
-
-
-def check_release_inputs(db: Path, registry: Path, *, allow_missing: bool = False) -> list[LocalAsset]:
-    """Every gate on the files to publish; the three assets, in swap order, when all pass."""
-    _check_sqlite_file(db)
-    meta = _check_db_contents(db)
-    digest = sha256_file(db)
-    _check_checksum_file(db, digest)
-    _check_meta(db, meta, registry, allow_missing)
-    manifest = _check_manifest(db)
-    checksum = sha256_line(digest)
-    return [
-        LocalAsset(ASSET_DB, db, digest, db.stat().st_size, "application/vnd.sqlite3"),
-        LocalAsset(ASSET_SHA256, checksum, hashlib.sha256(checksum).hexdigest(), len(checksum), "text/plain"),
-        LocalAsset(ASSET_MANIFEST, manifest, sha256_file(manifest), manifest.stat().st_size, "application/json"),
-    ]
-
-
-_REBUILD = "rebuild it with `doit consolidate` (or pass --db PATH)"
-
-
-def _check_sqlite_file(db: Path) -> None:
-    if not db.is_file():
-        raise DatabaseError(f"{db} does not exist; {_REBUILD}.")
-    with db.open("rb") as fh:
-        header = fh.read(100)
-    if not header.startswith(_SQLITE_MAGIC) or len(header) < 100:
-        raise DatabaseError(f"{db} is not an SQLite database; {_REBUILD}.")
-    if 2 in header[18:20]:  # file format versions 2 = WAL: the bytes may live in a -wal file
-        raise DatabaseError(f"{db} is in WAL journal mode, so its content may sit in a -wal file that "
-                            f"would not be published; {_REBUILD}, which writes journal_mode=DELETE.")
-
-
-def _check_db_contents(db: Path) -> dict[str, str]:
-    try:
-        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise DatabaseError(f"{db} cannot be opened ({exc}); {_REBUILD}.") from None
-    try:
-        problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
-        if problems != ["ok"]:
-            raise DatabaseError(f"{db} fails SQLite's integrity check ({'; '.join(problems[:3])}); {_REBUILD}.")
-        try:
-            libraries = conn.execute("SELECT count(*) FROM libraries").fetchone()[0]
-        except sqlite3.OperationalError:
-            raise DatabaseError(f"{db} has no libraries table; {_REBUILD}.") from None
-        if libraries < 1:
-            raise DatabaseError(f"{db} holds no library, so there is nothing to publish; scrape the "
-                                f"registry (`doit`) and {_REBUILD.split(' (')[0]}.")
-        return dbschema.read_meta(conn)
-    except sqlite3.DatabaseError as exc:
-        raise DatabaseError(f"{db} is unreadable ({exc}); {_REBUILD}.") from None
-    finally:
-        conn.close()
-
-
-def _check_checksum_file(db: Path, digest: str) -> None:
-    path = db.with_name(db.name + ".sha256")
-    if not path.is_file():
-        raise DatabaseError(f"{path} is missing, so clients could not verify the download; {_REBUILD}.")
-    recorded = parse_sha256(path.read_bytes(), str(path))
-    if recorded != digest:
-        raise DatabaseError(f"{db} hashes to {digest} but {path} says {recorded}: the db changed after it "
-                            f"was built; {_REBUILD}.")
-
-
-def _check_meta(db: Path, meta: Mapping[str, str], registry: Path, allow_missing: bool) -> None:
-    schema = meta.get(dbschema.META_SCHEMA_VERSION)
-    if schema != dbschema.SCHEMA_VERSION:
-        raise DatabaseError(f"{db} has schema version {schema!r}, this deadzone-build writes "
-                            f"{dbschema.SCHEMA_VERSION!r}; {_REBUILD}.")
-    pinned = meta.get(dbschema.META_PIN_ID)
-    if pinned != pin_id():
-        raise DatabaseError(f"{db} was embedded with pin {pinned!r}, the current embedder pin is {pin_id()!r}; "
-                            f"re-run `doit` so every library is embedded with the current model.")
-    lib_filter = meta.get(dbschema.META_LIB_FILTER)
-    if lib_filter != "":
-        what = "records no lib_filter" if lib_filter is None else f"was built from --lib {lib_filter} only"
-        raise DatabaseError(f"{db} {what}; a release must hold the whole registry: run `doit consolidate` "
-                            f"without --lib.")
-    expected = registry_digest(load_registry(registry))
-    if meta.get(dbschema.META_REGISTRY_DIGEST) != expected:
-        raise DatabaseError(f"{db} was built from another registry than {registry} (registry digest "
-                            f"{meta.get(dbschema.META_REGISTRY_DIGEST)!r}, expected {expected!r}); re-run "
-                            f"`doit`, or pass --registry the file it was built from.")
-    missing = _missing_slots(db, meta)
-    if missing and not allow_missing:
-        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
-        raise DatabaseError(f"{db} lacks {len(missing)} of {meta.get(dbschema.META_SLOTS_TOTAL, '?')} slots "
-                            f"({shown}); scrape them (`doit`) and rebuild, or pass --allow-missing.")
-
-
-def _missing_slots(db: Path, meta: Mapping[str, str]) -> list[str]:
-    raw = meta.get(dbschema.META_SLOTS_MISSING)
-    try:
-        missing = json.loads(raw) if raw is not None else None
-    except ValueError:
-        missing = None
-    if not isinstance(missing, list):
-        raise DatabaseError(f"{db} records no readable slots_missing list ({raw!r}); {_REBUILD}.")
-    return [str(slug) for slug in missing]
-
-
-def _check_manifest(db: Path) -> Path:
-    path = db.with_name(ASSET_MANIFEST)
-    try:
-        json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise DatabaseError(f"{path} is missing; {_REBUILD}.") from None
-    except ValueError as exc:
-        raise DatabaseError(f"{path} is not valid JSON ({exc}); {_REBUILD}.") from None
-    return path
-
 
 # ── publishing ───────────────────────────────────────────────────────────────
 
@@ -274,16 +70,16 @@ def publish(client: GitHubClient, tag: str, assets: Sequence[LocalAsset], *, dra
             log: Log = lambda s: None) -> ReleaseOutcome:
     """Make release `tag` hold `assets` (other assets are left alone; see the module docstring)."""
     outcome = ReleaseOutcome(client.repo, tag, False, [a.describe() for a in assets])
-    release = client.release_by_tag(tag)
+    release = _release_shape(client, client.release_by_tag(tag), f"release {tag}", optional=True)
     if release is None:
-        release = client.create_release(tag, draft=True)  # hidden until its assets are in place
+        release = _release_shape(client, client.create_release(tag, draft=True), f"the new release {tag}")
         outcome.created = True
         log(f"created draft release {tag} in {client.repo}")
-    remote = client.list_assets(int(release["id"]))
+    remote = _assets_shape(client, client.list_assets(int(release["id"])), f"release {tag}")
     swaps = [step for asset in assets if (step := _stage(client, release, remote, asset, outcome, log))]
     _swap(client, swaps, outcome, log)
     if release.get("draft") and not draft:
-        release = client.publish_release(int(release["id"]))
+        release = _release_shape(client, client.publish_release(int(release["id"])), f"release {tag}")
         outcome.published = True
         log(f"published release {tag}")
     elif draft and not release.get("draft"):
@@ -370,7 +166,8 @@ def _holds(client: GitHubClient, remote: list[dict[str, Any]], old: Mapping[str,
 
 
 def release_db(*, tag: str, repo: str | None, db: Path, registry: Path, draft: bool = False,
-               dry_run: bool = False, allow_missing: bool = False, expect_version: str | None = None,
+               dry_run: bool = False, allow_missing: bool = False, allow_incomplete: bool = False,
+               expect_version: str | None = None,
                api_url: str | None = None, token: str | None = None, log: Log = lambda s: None,
                sleep: Callable[[float], None] = time.sleep) -> ReleaseOutcome:
     """Gate `db` and publish it with its .sha256 and manifest.json to release `tag` of `repo`.
@@ -387,7 +184,8 @@ def release_db(*, tag: str, repo: str | None, db: Path, registry: Path, draft: b
     if not dry_run and not resolved_token:
         raise ReleaseError("no GitHub token: set GITHUB_TOKEN (or GH_TOKEN) to a token with contents: write "
                            f"on {resolved_repo}.")
-    assets = check_release_inputs(Path(db), Path(registry), allow_missing=allow_missing)
+    assets = check_release_inputs(Path(db), Path(registry), allow_missing=allow_missing,
+                                  allow_incomplete=allow_incomplete)
     log(f"gates passed: {db} (sha256 {assets[0].sha256}) may be released as {tag}")
     if dry_run:
         return ReleaseOutcome(resolved_repo, tag, True, [a.describe() for a in assets])
@@ -395,6 +193,30 @@ def release_db(*, tag: str, repo: str | None, db: Path, registry: Path, draft: b
     client = GitHubClient(resolved_repo, token=resolved_token, api_url=resolve_api_url(api_url), log=log,
                           sleep=sleep)
     return publish(client, tag, assets, draft=draft, log=log)
+
+
+def _unexpected(client: GitHubClient, what: str, value: Any) -> ReleaseError:
+    shown = repr(value)[:120]
+    return ReleaseError(f"the GitHub API at {client.api_url} answered for {what} with {shown}, which is not what "
+                        "GitHub sends (a proxy or captive portal page?); check GITHUB_API_URL and the network, "
+                        "then run again.")
+
+
+def _release_shape(client: GitHubClient, value: Any, what: str, optional: bool = False) -> dict[str, Any] | None:
+    """`value` if it looks like a release object (a mapping with an integer id), else a ReleaseError."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, dict) or isinstance(value.get("id"), bool) or not isinstance(value.get("id"), int):
+        raise _unexpected(client, what, value)
+    return value
+
+
+def _assets_shape(client: GitHubClient, value: Any, what: str) -> list[dict[str, Any]]:
+    """`value` if it is a list of asset objects (mappings with an integer id and a name)."""
+    if not isinstance(value, list) or not all(
+            isinstance(a, dict) and isinstance(a.get("id"), int) and isinstance(a.get("name"), str) for a in value):
+        raise _unexpected(client, f"the assets of {what}", value)
+    return value
 
 
 # ── fetching ─────────────────────────────────────────────────────────────────
@@ -410,12 +232,14 @@ def fetch_release(*, tag: str = "latest", repo: str | None, out: Path, api_url: 
     """
     client = GitHubClient(resolve_repo(repo), token=resolve_token(token), api_url=resolve_api_url(api_url),
                           log=log, sleep=sleep)
-    release = client.latest_release() if tag == "latest" else client.release_by_tag(tag)
+    release = _release_shape(client, client.latest_release() if tag == "latest" else client.release_by_tag(tag),
+                             f"release {tag}", optional=True)
     if release is None:
         raise ReleaseError(f"{client.repo} has no {'published release' if tag == 'latest' else f'release {tag}'}; "
                            f"check --repo and --tag, or publish one with `deadzone-build release --tag TAG`.")
     label = f"release {release.get('tag_name', tag)} of {client.repo}"
-    assets = {a["name"]: a for a in client.list_assets(int(release["id"])) if a.get("state") == "uploaded"}
+    assets = {a["name"]: a for a in _assets_shape(client, client.list_assets(int(release["id"])), label)
+              if a.get("state") == "uploaded"}
     for name in (ASSET_DB, ASSET_SHA256):
         if name not in assets:
             raise ReleaseAssetMissing(f"{label} has no {name} asset; publish it with `deadzone-build release`, "
