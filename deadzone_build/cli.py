@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Sequence
 
@@ -51,15 +52,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    command = "deadzone-build"
     try:
+        args = build_parser().parse_args(argv)
+        command = f"deadzone-build {args.command}"
         return int(args.run(args) or 0)
     except DeadzoneError as exc:
-        print(f"deadzone-build {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"deadzone-build {args.command}: interrupted; nothing half-written was kept.", file=sys.stderr)
+        print(f"{command}: interrupted; nothing half-written was kept (the previous state is intact).",
+              file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`| head`): not an error. Point stdout at /dev/null so the
+        # interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 141  # 128 + SIGPIPE, what the shell reports for a killed writer
 
 
 if __name__ == "__main__":  # pragma: no cover

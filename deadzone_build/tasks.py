@@ -115,7 +115,7 @@ def _build_model(cache: Path) -> bool:
 def embedder_task(ctx: BuildContext) -> dict[str, Any]:
     return doit_task(
         basename="embedder",
-        doc="build the pinned ONNX model into cache/embedder/<pin>/ (runs only when something must be embedded)",
+        doc="build the pinned ONNX model into cache/embedder/<pin>/ (scrapes also build it on first use)",
         actions=[(_build_model, (ctx.cache,))],
         uptodate=[ModelIsCurrent(ctx.cache)],
     )
@@ -155,7 +155,9 @@ def scrape_tasks(ctx: BuildContext) -> Iterator[dict[str, Any]]:
             doc=f"fetch, chunk and embed {slot.label} into {ctx.artifacts / slot.slug}",
             actions=[(_scrape, (slot, ctx.artifacts, ctx.cache))],
             uptodate=[ArtifactIsCurrent(ctx.artifacts / slot.slug, slot_key(slot))],
-            setup=["embedder"],
+            # No `setup=["embedder"]`: doit releases the tasks waiting on a setup task from a set, so
+            # they ran in a different order each run. The model is built on first use instead, once
+            # per process (`shared_embedder` holds a lock); `doit embedder` still builds it ahead.
         )
 
 
@@ -202,15 +204,17 @@ def consolidate_task(ctx: BuildContext, max_missing_var: str) -> dict[str, Any]:
 # ── release ──────────────────────────────────────────────────────────────────
 
 
-def _release(ctx: BuildContext, tag: str, draft: bool, dry_run: bool, allow_missing: bool) -> bool:
+def _release(ctx: BuildContext, tag: str, repo: str, draft: bool, dry_run: bool, allow_missing: bool,
+             allow_incomplete: bool) -> bool:
     from deadzone_build.commands.release import summary
     from deadzone_build.publish.release import release_db
 
     if not tag:
         return _report_failure(DeadzoneError("release needs a tag: run `doit release --tag v2026.11.25`."))
     try:
-        outcome = release_db(tag=tag, repo=None, db=ctx.db, registry=ctx.registry, draft=draft,
-                             dry_run=dry_run, allow_missing=allow_missing, log=say)
+        outcome = release_db(tag=tag, repo=repo or None, db=ctx.db, registry=ctx.registry, draft=draft,
+                             dry_run=dry_run, allow_missing=allow_missing, allow_incomplete=allow_incomplete,
+                             log=say)
     except DeadzoneError as exc:
         return _report_failure(exc)
     say(summary(outcome))  # the same words as `deadzone-build release`
@@ -220,15 +224,20 @@ def _release(ctx: BuildContext, tag: str, draft: bool, dry_run: bool, allow_miss
 def release_task(ctx: BuildContext) -> dict[str, Any]:
     return doit_task(
         basename="release",
-        doc="publish deadzone.db to the GitHub Release TAG (doit release --tag TAG [--draft] [--dry-run])",
+        doc="publish deadzone.db to the GitHub Release TAG (doit release --tag TAG [--repo OWNER/NAME] [--draft] "
+            "[--dry-run] [--allow-missing] [--allow-incomplete])",
         actions=[(_release, (ctx,))],
         params=[
             {"name": "tag", "long": "tag", "default": "", "help": "release tag, e.g. v2026.11.25"},
+            {"name": "repo", "long": "repo", "default": "",
+             "help": "GitHub repository OWNER/NAME (default: $GITHUB_REPOSITORY)"},
             {"name": "draft", "long": "draft", "type": bool, "default": False, "help": "create the release as a draft"},
             {"name": "dry_run", "long": "dry-run", "type": bool, "default": False,
              "help": "run every gate, upload nothing"},
             {"name": "allow_missing", "long": "allow-missing", "type": bool, "default": False,
              "help": "publish even if some slots are missing"},
+            {"name": "allow_incomplete", "long": "allow-incomplete", "type": bool, "default": False,
+             "help": "publish even if some slots are incomplete (a URL failed transiently)"},
         ],
         task_dep=["consolidate"],
         uptodate=[False],

@@ -160,6 +160,9 @@ def test_the_shard_restores_by_the_plans_key_and_saves_only_on_a_miss():
     assert restore["with"]["key"] == save["with"]["key"] == "${{ matrix.key }}"
     assert restore["with"]["path"] == save["with"]["path"] == "out/artifacts/${{ matrix.slug }}"
     assert "steps.restore.outputs.cache-hit != 'true'" in save["if"]
+    # an incomplete artifact (a URL failed transiently) is never cached
+    assert "steps.complete.outputs.complete == 'true'" in save["if"]
+    assert "deadzone-build explain" in steps["complete"]["run"] and '["current"]' in steps["complete"]["run"]
     assert steps["scrape"]["continue-on-error"] == "true"
     assert steps["scrape"]["run"] == 'doit "scrape:$SLUG"'
     upload = steps["Hand the artifact to consolidate"]

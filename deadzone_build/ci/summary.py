@@ -158,8 +158,10 @@ def job_status(outcome: str, cache_hit: str) -> str:
 
 def record_slot_status(status_dir: str | Path, slug: str, *, outcome: str, cache_hit: str) -> str:
     """Write `status_dir/<slug>.json` for the consolidate job; returns the status."""
-    if not slug or "/" in slug or "\\" in slug or slug.startswith("."):
-        raise DeadzoneError(f"`{slug}` is not a slot slug. Pass the matrix entry's `slug`.")
+    if not slug or "/" in slug or "\\" in slug or slug.startswith(".") or len(f"{slug}.json".encode()) > 255:
+        shown = slug if len(slug) <= 60 else f"{slug[:60]}… ({len(slug)} characters)"
+        raise DeadzoneError(f"`{shown}` is not a slot slug (no `/`, no leading `.`, at most 250 bytes). "
+                            "Pass the matrix entry's `slug`.")
     status = job_status(outcome, cache_hit)
     directory = Path(status_dir)
     directory.mkdir(parents=True, exist_ok=True)

@@ -21,11 +21,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_registry_arguments(parser)
     add_artifacts_argument(parser)
     add_db_argument(parser, "database to write")
-    parser.add_argument("--max-missing", metavar="N", type=int, default=0,
+    parser.add_argument("--max-missing", metavar="N", type=_count, default=0,
                         help="build even when up to N slots have no current artifact (default 0, as for a release)")
     parser.add_argument("--base", metavar="OLD.db", help="reuse the rows of slots whose key OLD.db holds "
                         "instead of reading their artifacts (same output bytes)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count of slots (0 or more)")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"db": str(result.db_path), "sha256": result.sha256, "libraries": result.libraries,
                           "chunks": result.chunks, "reused": result.reused, "manifest": str(result.manifest_path),
-                          "missing": [m.__dict__ for m in result.missing]}, indent=1))
+                          "missing": [m.__dict__ for m in result.missing], "incomplete": result.incomplete},
+                         indent=1))
         return 0
     for m in result.missing:
         print(f"missing {m.label} [{m.status}]: {m.reason}", file=sys.stderr)

@@ -11,7 +11,7 @@ from deadzone_build import settings
 NAME = "fetch-release"
 HELP = ("Download deadzone.db from a GitHub Release, verify it against the release's deadzone.db.sha256, "
         "then move it into place (a mismatch leaves the old file untouched).")
-EXAMPLE = "deadzone-build fetch-release --repo laradji/deadzone --tag latest --out deadzone.db"
+EXAMPLE = "deadzone-build fetch-release --repo your-org/deadzone-db --tag latest --out deadzone.db"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,7 +6,8 @@ import argparse
 import json
 
 from deadzone_build import settings
-from deadzone_build.commands.search import add_db_arguments, query_embedder
+from deadzone_build.commands.search import add_db_arguments, checked_query, query_embedder
+from deadzone_build.errors import SelectionError
 
 NAME = "libs"
 HELP = "Rank the libraries in deadzone.db by their description embedding and lib_id match."
@@ -21,9 +22,13 @@ def run(args: argparse.Namespace) -> int:
     from deadzone_build.db.schema import open_checked
     from deadzone_build.db.search import libs
 
+    query = checked_query(args.query, "libs")
+    if not query.strip():
+        raise SelectionError('the query is empty. Pass words describing the library, e.g. '
+                             '`deadzone-build libs "go command line flags"`.')
     db = settings.db_path(args.db)
     open_checked(db).close()
-    hits = libs(db, args.query, embedder=query_embedder(), limit=args.limit)
+    hits = libs(db, query, embedder=query_embedder(), limit=args.limit)
     if args.json:
         print(json.dumps([h.to_dict() for h in hits], indent=1, ensure_ascii=False))
         return 0

@@ -27,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in ("lib_id", "version", "kind", "urls")}
+    columns = ("slug", "lib_id", "version", "kind", "urls")  # SLUG first: what explain and doit scrape:<slug> take
+    widths = {c: max([len(c), *(len(str(r[c])) for r in rows)]) for c in columns}
     header = "  ".join(c.upper().ljust(widths[c]) for c in widths) + "  KEY"
     print(header)
     for r in rows:

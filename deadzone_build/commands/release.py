@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 NAME = "release"
 HELP = ("Publish deadzone.db, deadzone.db.sha256 and manifest.json to a GitHub Release, after checking the db "
         "(idempotent: an identical release uploads nothing; an interrupted one is repaired).")
-EXAMPLE = "GITHUB_TOKEN=... deadzone-build release --tag v0.1.0 --repo laradji/deadzone --expect-version"
+EXAMPLE = "GITHUB_TOKEN=... deadzone-build release --tag v0.1.0 --repo your-org/deadzone-db --expect-version"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="run the checks, show what would be uploaded")
     parser.add_argument("--allow-missing", action="store_true",
                         help="publish even if some registry slots have no artifact in the db")
+    parser.add_argument("--allow-incomplete", action="store_true",
+                        help="publish even if some slots are incomplete (a URL failed transiently when scraped)")
     parser.add_argument("--expect-version", nargs="?", const=__version__, metavar="V",
                         help=f"fail unless the tag is V or vV (bare flag: this package's {__version__})")
     parser.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
@@ -43,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     outcome = release_db(
         tag=args.tag, repo=args.repo, db=settings.db_path(args.db), registry=settings.registry_path(args.registry),
         draft=args.draft, dry_run=args.dry_run, allow_missing=args.allow_missing,
+        allow_incomplete=args.allow_incomplete,
         expect_version=args.expect_version, log=lambda line: print(line, file=sys.stderr),
     )
     print(json.dumps(outcome.as_dict(), indent=1) if args.json else summary(outcome))

@@ -7,6 +7,7 @@ import json
 
 from deadzone_build import settings
 from deadzone_build.commands.options import add_db_argument
+from deadzone_build.errors import SelectionError
 
 NAME = "search"
 HELP = "Search deadzone.db for documentation chunks (BM25 and embeddings, fused with RRF)."
@@ -26,6 +27,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", dest="lib_version", metavar="V", help="only this version of --lib")
 
 
+def checked_query(query: str, command: str = "search") -> str:
+    """The query, or a SelectionError when the shell passed bytes that are not UTF-8 (`$'\\xff'`)."""
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SelectionError(f"the query is not valid UTF-8 text (byte 0x{ord(query[exc.start]) - 0xdc00:02x} at "
+                             f"position {exc.start}); pass words, e.g. `deadzone-build {command} \"http router\"`.") from None
+    return query
+
+
+def checked_lib(lib: str | None) -> str | None:
+    """--lib as a lib_id: `spf13/cobra` gets a did-you-mean, as `doit lib=` gives one."""
+    if lib is not None and not lib.startswith("/"):
+        raise SelectionError(f"no library `{lib}`: a lib_id starts with `/`. Did you mean `/{lib.strip('/')}`?")
+    return lib
+
+
 def query_embedder():
     from deadzone_build.embed.embedder import Embedder  # the model loads only when a query is really run
 
@@ -38,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
 
     db = settings.db_path(args.db)
     open_checked(db).close()  # a wrong db is reported before the model loads
-    hits = search(db, args.query, embedder=query_embedder(), lib=args.lib, version=args.lib_version,
+    query, lib = checked_query(args.query), checked_lib(args.lib)
+    hits = search(db, query, embedder=query_embedder(), lib=lib, version=args.lib_version,
                   limit=args.limit)
     if args.json:
         print(json.dumps([h.to_dict() for h in hits], indent=1, ensure_ascii=False))

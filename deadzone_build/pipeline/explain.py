@@ -39,6 +39,11 @@ def explain_slot(slot: Slot, artifacts_dir: Path) -> Explanation:
         if old is not None:
             result.reasons.extend(_describe(old, key_inputs(slot)))
         return result
+    if meta["key"] == key and meta.get("incomplete"):
+        dropped = [r.get("url") for r in meta.get("urls", []) if isinstance(r, dict) and r.get("retryable")]
+        result.reasons.append(f"{path} holds key {key} but is marked incomplete: {', '.join(map(str, dropped))} "
+                              "failed for a reason that may pass, so the next run scrapes it again.")
+        return result
     if meta["key"] == key:
         result.current = True
         result.reasons.append(f"{path} holds a verified artifact with key {key}.")
