@@ -54,6 +54,7 @@ class Fault:
     hang: float | None = None  # seconds to wait before answering; cut short when the server stops
     truncate: bool = False  # announce the full Content-Length, send half, close
     chunked: bool = False  # Transfer-Encoding: chunked (no Content-Length)
+    drip: float | None = None  # send the body one byte at a time, this many seconds apart (a slow-drip server)
     times: int | None = None  # None: every request
 
 
@@ -106,6 +107,14 @@ class Faults:
         """Serve `data` instead of the file (edit a document, or serve a path the mirror lacks)."""
         raw = data.encode() if isinstance(data, str) else data
         self.add(target, Fault(body=raw, times=times, chunked=chunked, headers=dict(headers or {})))
+
+    def drip(self, target: str, data: bytes | str, every: float, *, times: int | None = None) -> None:
+        """Serve `data` one byte per `every` seconds (headers at once): per-read timeouts never fire."""
+        raw = data.encode() if isinstance(data, str) else data
+        self.add(target, Fault(body=raw, drip=every, times=times))
+
+    def redirect(self, target: str, location: str, *, status: int = 302, times: int | None = None) -> None:
+        self.add(target, Fault(status=status, headers={"Location": location}, body=b"", times=times))
 
     def binary(self, target: str, *, times: int | None = None) -> None:
         self.body(target, BINARY_BODY, times=times)
@@ -236,7 +245,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, status: int, body: bytes, fault: Fault) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        if not any(name.lower() == "content-type" for name in fault.headers):
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
         for name, value in fault.headers.items():
             self.send_header(name, value)
         if fault.chunked:
@@ -249,6 +259,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.send_header("Content-Length", str(max(len(body), 1) if fault.truncate else len(body)))
         self.end_headers()
+        if fault.drip is not None:
+            self.wfile.flush()
+            for index in range(len(body)):
+                if self.server.docs._stopping.is_set():
+                    break
+                self.wfile.write(body[index:index + 1])
+                self.wfile.flush()
+                self.server.docs.wait_or_stop(fault.drip)
+            self.close_connection = True
+            return
         if fault.truncate:
             self.wfile.write(body[: len(body) // 2])
             self.close_connection = True

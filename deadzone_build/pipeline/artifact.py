@@ -16,6 +16,7 @@ written concurrently.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -134,7 +135,19 @@ def write_artifact_files(artifacts_dir: Path, slug: str, blobs: dict[str, bytes]
             write_synced(tmp / name, blobs[name])
         fsync_dir(tmp)
         verify_artifact(tmp, expected_key=key, expected_pin_id=pin_id)
-        _swap_in(artifacts_dir, slug, tmp)
+        try:
+            _swap_in(artifacts_dir, slug, tmp)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            # Another process wrote the same slug between our two renames (two scrapes of one
+            # slot at once). Its artifact is as good as ours when it verifies with our key.
+            try:
+                verify_artifact(artifacts_dir / slug, expected_key=key, expected_pin_id=pin_id)
+            except ArtifactError:
+                raise ArtifactError(f"{artifacts_dir / slug}: another process replaced it while this one was "
+                                    "writing it, with an artifact of another key. Run one scrape per slot at a "
+                                    "time, then scrape it again.") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         _release(tmp)

@@ -464,8 +464,9 @@ def _attempt(url: str, client: httpx.Client, settings: FetchSettings, accept: Ac
                 return outcome
         return _dropped(url, None, f"more than {MAX_REDIRECTS} redirects; point the registry at the final URL.")
     except DeadlinePassed:
-        return _Retry(f"still reading when the document deadline ({settings.doc_deadline:g} s) passed "
-                      "(the server sends too slowly)")
+        return _Retry(f"the server sends too slowly: still reading when the fetch deadline passed "
+                      f"({DOC_DEADLINE_ENV}={settings.doc_deadline:g} s per document, "
+                      f"{SLOT_DEADLINE_ENV}={settings.slot_deadline:g} s per slot)")
     except httpx.TimeoutException as exc:
         return _Retry(_timeout_reason(exc, settings), unreachable=isinstance(exc, httpx.ConnectTimeout))
     except httpx.RemoteProtocolError as exc:
