@@ -30,8 +30,31 @@ DOIT_CONFIG: dict[str, Any] = {
 
 
 def doit_config() -> dict[str, Any]:
-    """DOIT_CONFIG for dodo.py, with stdout/stderr made safe for `doit -n N -P thread` (console.py)."""
+    """DOIT_CONFIG for dodo.py, with stdout/stderr made safe for `doit -n N -P thread` (console.py)
+    and Ctrl-C reported in one line."""
+    _install_interrupt_hook()
     return {**DOIT_CONFIG, "outfile": serialize_standard_streams()}
+
+
+INTERRUPTED = "doit: interrupted; nothing half-written was kept (the previous state is intact)."
+
+
+def _install_interrupt_hook() -> None:
+    """doit lets a Ctrl-C inside a task escape as a 55-line KeyboardInterrupt traceback. The
+    interpreter prints an uncaught exception through sys.excepthook and then still dies of SIGINT
+    (the shell sees 130), so replacing the print is enough: one line, the same exit status."""
+    previous = sys.excepthook
+    if getattr(previous, "deadzone_interrupt_hook", False):
+        return
+
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+        if issubclass(exc_type, KeyboardInterrupt):
+            say(INTERRUPTED, err=True)
+        else:
+            previous(exc_type, exc, tb)
+
+    hook.deadzone_interrupt_hook = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
 
 
 def doit_task(**fields: Any) -> dict[str, Any]:

@@ -54,9 +54,9 @@ def run(args: argparse.Namespace) -> int:
     from deadzone_build.db.schema import open_checked
     from deadzone_build.db.search import search
 
+    query, lib = checked_query(args.query), checked_lib(args.lib)
     db = settings.db_path(args.db)
     open_checked(db).close()  # a wrong db is reported before the model loads
-    query, lib = checked_query(args.query), checked_lib(args.lib)
     hits = search(db, query, embedder=query_embedder(), lib=lib, version=args.lib_version,
                   limit=args.limit)
     if args.json:

@@ -211,7 +211,7 @@ def _entry_slots(node: yaml.Node, problems: _Problems) -> list[Slot]:
     raw_lib_id = None
     for key_node, value_node in node.value:
         if isinstance(key_node, yaml.ScalarNode) and key_node.value == "lib_id":
-            raw_lib_id = value_node.value if isinstance(value_node, yaml.ScalarNode) else None
+            raw_lib_id = value_node.value if isinstance(value_node, yaml.ScalarNode) and not _is_null(value_node) else None
     entry = raw_lib_id or f"#{line}"
     fields = _mapping(node, problems, entry, ENTRY_FIELDS)
     for required in ("lib_id", "kind"):
