@@ -56,7 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         command = f"deadzone-build {args.command}"
-        return int(args.run(args) or 0)
+        status = int(args.run(args) or 0)
+        sys.stdout.flush()  # a closed reader surfaces here, not in the interpreter's final flush
+        return status
     except DeadzoneError as exc:
         print(f"{command}: error: {exc}", file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
+from deadzone_build.ci.plan import reusable_keys
 from deadzone_build.db import consolidate as consolidate_module
 from deadzone_build.db.consolidate import consolidate, db_is_current, manifest_path, sha256_path
 from deadzone_build.errors import DatabaseError, ScrapeError
@@ -111,6 +112,7 @@ def test_an_incomplete_slot_is_in_the_manifest_keeps_the_db_stale_and_blocks_the
     assert result.incomplete == manifest["incomplete"] == [slots[1].slug] and "INCOMPLETE" in result.line()
     assert [e["incomplete"] for e in manifest["slots"]] == [False, True]
     assert not db_is_current(db, slots, artifacts)  # consolidate runs again once the slot is rescraped
+    assert reusable_keys(db) == {slot_key(slots[0])}  # a CI plan scrapes it again rather than reusing it
     with pytest.raises(DatabaseError, match=r"1 incomplete slot \(acme_gadgets\).*--allow-incomplete"):
         check_release_inputs(db, registry)
     assert len(check_release_inputs(db, registry, allow_incomplete=True)) == 3

@@ -107,6 +107,13 @@ def test_list_shows_slugs_and_pipes_into_a_closed_reader(tmp_path):
     assert proc.wait(timeout=120) == 141 and err == ""
     head = cli("list", "--registry", str(registry), cwd=tmp_path).stdout.splitlines()[0]
     assert head.split()[:2] == ["SLUG", "LIB_ID"]
+    # `explain SLUG | head -1`: a few lines, all still in the buffer when the reader is gone
+    proc = subprocess.Popen([sys.executable, "-m", "deadzone_build.cli", "explain", "spf13_cobra_1.9",
+                             "--registry", str(registry)], cwd=tmp_path, env=env_with_repo(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and err == ""
 
 
 def test_a_query_that_is_not_utf8_and_a_lib_without_slash_get_messages(tmp_path):
