@@ -21,7 +21,6 @@ from deadzone_build.ci.plan import reusable_keys
 from deadzone_build.db import consolidate as consolidate_module
 from deadzone_build.db.consolidate import consolidate, db_is_current, manifest_path, sha256_path
 from deadzone_build.errors import DatabaseError, ScrapeError
-from deadzone_build.pipeline import artifact as artifact_module
 from deadzone_build.pipeline.artifact import artifact_is_current, read_artifact, verify_artifact, write_artifact
 from deadzone_build.pipeline.explain import explain_slot
 from deadzone_build.pipeline.scrape import scrape_slot

@@ -27,10 +27,9 @@ or target of $DEADZONE_URL_REWRITE; never from https to http. The final URL is r
 When every URL of two slots in a row failed to connect, the network looks unreachable: later
 slots try their first URL once, and if that fails too, drop every URL without waiting out retries.
 
-`DEADZONE_URL_REWRITE` and the GitHub token are applied only on the wire copy of each request,
-inside the transport: the requests, responses, exceptions and reports the rest of the pipeline
-sees carry the original URL and never the token. The rewrite is trusted configuration: a GitHub
-URL keeps its token when it is rewritten (that is how the local test server sees it).
+The client (`make_client`: rewrites and the token on the wire only) and the redirect rule live in
+sources/transport.py, the network-health memory in sources/network.py, body reading and the
+per-kind content checks in sources/body.py; this module re-exports their public names.
 """
 
 from __future__ import annotations
@@ -40,33 +39,27 @@ import email.utils
 import hashlib
 import math
 import os
-import threading
 import time
-import weakref
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from http import HTTPStatus
 from typing import Any, Callable, Sequence
-from urllib.parse import urlsplit
 
 import httpx
 
-from deadzone_build import __version__
 from deadzone_build.errors import FetchError
+from deadzone_build.sources.network import (  # noqa: F401 - part of this module's interface
+    OFFLINE_HINT, UNREACHABLE_AFTER_SLOTS, _health, network_looks_unreachable, offline_hint, reset_network_health)
+from deadzone_build.sources.transport import (  # noqa: F401 - part of this module's interface
+    CLIENT_REWRITES, REWRITE_ENV, REWRITE_FORM, TOKEN_ENVS, USER_AGENT, is_github_url, make_client, parse_rewrite,
+    redirect_problem, rewrite_from_env, rewrite_url, token_from_env)
 from deadzone_build.sources.body import (DOC_ACCEPT, Accept, DeadlinePassed, TooLarge, UndecodableBody, body_problem,
                                          media_problem, read_bounded)
 
-REWRITE_ENV = "DEADZONE_URL_REWRITE"
-TOKEN_ENVS = ("GITHUB_TOKEN", "GH_TOKEN")
-REWRITE_FORM = ("PREFIX=REPLACEMENT, several separated by ';', "
-                "e.g. https://raw.githubusercontent.com/=http://127.0.0.1:8000/")
 # A slot fails when more than this fraction of its URLs were dropped (or all of them).
 MAX_DROP_FRACTION = 0.5
-USER_AGENT = f"deadzone-build/{__version__}"
 
-_GITHUB_HOSTS = frozenset({"github.com", "api.github.com", "githubusercontent.com"})
-_GITHUB_SUFFIX = ".githubusercontent.com"
 _GONE = frozenset({404, 410})
 _LISTED_IN_MESSAGE = 10
 DOC_DEADLINE_ENV = "DEADZONE_DOC_DEADLINE"
@@ -74,10 +67,6 @@ SLOT_DEADLINE_ENV = "DEADZONE_SLOT_DEADLINE"
 DEFAULT_DOC_DEADLINE = 120.0
 DEFAULT_SLOT_DEADLINE = 1800.0
 MAX_REDIRECTS = 10
-# Slots in a row whose every URL failed to connect before the network is taken as unreachable.
-UNREACHABLE_AFTER_SLOTS = 2
-OFFLINE_HINT = ("the network looks unreachable (every URL failed to connect); to build offline see README "
-                "\"Running offline\" (DEADZONE_URL_REWRITE)")
 
 
 @dataclass(frozen=True)
@@ -158,121 +147,6 @@ class FetchResult:
         return entry
 
 
-# ── configuration: rewrite and token ────────────────────────────────────────
-
-
-def parse_rewrite(value: str) -> list[tuple[str, str]]:
-    """`"A=B;C=D"` → `[("A", "B"), ("C", "D")]`. Empty pairs are ignored; a malformed one is a FetchError."""
-    pairs = []
-    for item in (part.strip() for part in value.split(";")):
-        if not item:
-            continue
-        prefix, sep, target = (side.strip() for side in item.partition("="))
-        problem = "it has no '='" if not sep else (_url_problem("prefix", prefix)
-                                                   or _url_problem("replacement", target))
-        if problem:
-            raise FetchError(f"{REWRITE_ENV}: cannot use the pair {item!r}: {problem}. "
-                             f"Expected {REWRITE_FORM}. Fix the variable or unset it.")
-        pairs.append((prefix, target))
-    return pairs
-
-
-def _url_problem(side: str, url: str) -> str | None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in url):
-        return f"the {side} {url!r} is not an http(s) URL with a host"
-    return None
-
-
-def rewrite_from_env() -> list[tuple[str, str]]:
-    """The pairs of $DEADZONE_URL_REWRITE (none when unset)."""
-    return parse_rewrite(os.environ.get(REWRITE_ENV, ""))
-
-
-def token_from_env() -> str | None:
-    """$GITHUB_TOKEN, else $GH_TOKEN, else None."""
-    for name in TOKEN_ENVS:
-        token = os.environ.get(name, "").strip()
-        if token:
-            return token
-    return None
-
-
-def rewrite_url(url: str, rewrite: Sequence[tuple[str, str]]) -> str:
-    """Apply the longest matching prefix of `rewrite` to `url` (unchanged when none matches)."""
-    matches = [pair for pair in rewrite if url.startswith(pair[0])]
-    if not matches:
-        return url
-    prefix, target = max(matches, key=lambda pair: len(pair[0]))
-    return target + url[len(prefix):]
-
-
-def is_github_url(url: httpx.URL | str) -> bool:
-    """True for https URLs on github.com, api.github.com or *.githubusercontent.com: where a token may go."""
-    url = httpx.URL(url) if isinstance(url, str) else url
-    host = url.host.lower().rstrip(".")
-    return url.scheme == "https" and (host in _GITHUB_HOSTS or host.endswith(_GITHUB_SUFFIX))
-
-
-class _RewriteTransport(httpx.BaseTransport):
-    """Sends a copy of each request with its URL rewritten and, for GitHub URLs, the token.
-
-    The decision uses the URL the client asked for, so a GitHub URL rewritten to a mirror keeps
-    its token and a lookalike host never gets it. httpx re-attaches the original request to the
-    response and to any error, so neither the rewrite nor the token leaks out of here.
-    """
-
-    def __init__(self, inner: httpx.BaseTransport, rewrite: Sequence[tuple[str, str]], token: str | None) -> None:
-        self._inner = inner
-        self._rewrite = tuple(rewrite)
-        self._token = token
-
-    def __repr__(self) -> str:  # never show the token
-        return f"<_RewriteTransport rewrite={self._rewrite!r} token={'set' if self._token else 'unset'}>"
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        return self._inner.handle_request(self._wire_request(request))
-
-    def _wire_request(self, request: httpx.Request) -> httpx.Request:
-        url = httpx.URL(rewrite_url(str(request.url), self._rewrite))
-        headers = request.headers.copy()
-        headers["Host"] = url.netloc.decode("ascii")  # the server we actually talk to
-        if self._token and is_github_url(request.url):
-            headers["Authorization"] = f"Bearer {self._token}"
-        return httpx.Request(request.method, url, headers=headers, stream=request.stream,
-                             extensions=request.extensions)
-
-    def close(self) -> None:
-        self._inner.close()
-
-
-def make_client(settings: FetchSettings, *, rewrite: list[tuple[str, str]] | None = None,
-                token: str | None = None) -> httpx.Client:
-    """An httpx client with the settings' timeouts, the URL rewrite and the GitHub token.
-
-    `rewrite=None` reads $DEADZONE_URL_REWRITE and `token=None` reads $GITHUB_TOKEN/$GH_TOKEN;
-    pass `[]` or `""` to use none. Environment proxies and .netrc are ignored (`trust_env=False`):
-    a proxy mount would bypass the rewriting transport.
-    """
-    rewrite = rewrite_from_env() if rewrite is None else rewrite
-    token = token_from_env() if token is None else (token or None)
-    # No connection cap: fetch_all's thread pool bounds concurrency, and a cap here would only
-    # add pool waits when several slots share one client.
-    inner = httpx.HTTPTransport(limits=httpx.Limits(max_connections=None,
-                                                    max_keepalive_connections=settings.concurrency))
-    timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout, pool=None)
-    # Redirects are followed by `_attempt` (the host rule), and bodies decoded by `_BoundedDecoder`
-    # (the cap holds while decoding): so only the encodings it knows are asked for.
-    client = httpx.Client(transport=_RewriteTransport(inner, rewrite, token), timeout=timeout,
-                          follow_redirects=False, trust_env=False,
-                          headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"})
-    _CLIENT_REWRITES[client] = tuple(rewrite)
-    return client
-
-
-_CLIENT_REWRITES: weakref.WeakKeyDictionary[httpx.Client, tuple[tuple[str, str], ...]] = weakref.WeakKeyDictionary()
-
-
 # ── fetching ─────────────────────────────────────────────────────────────────
 
 
@@ -284,56 +158,6 @@ class _Retry:
     http_status: int | None = None
     retry_after: float | None = None
     unreachable: bool = False  # no connection could be made at all
-
-
-class _NetworkHealth:
-    """Process-wide memory of whether the last slots could connect at all (fail fast offline)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._dead_slots = 0
-        self._told = False
-
-    def offline(self) -> bool:
-        with self._lock:
-            return self._dead_slots >= UNREACHABLE_AFTER_SLOTS
-
-    def record(self, results: Sequence[FetchResult]) -> None:
-        with self._lock:
-            if results and all(result.unreachable for result in results):
-                self._dead_slots += 1
-            elif any(result.ok or not result.unreachable for result in results):
-                self._dead_slots = 0
-
-    def first_notice(self) -> bool:
-        """True once per process: the offline hint is said once, later failures say less."""
-        with self._lock:
-            told, self._told = self._told, True
-            return not told
-
-    def reset(self) -> None:
-        with self._lock:
-            self._dead_slots, self._told = 0, False
-
-
-_health = _NetworkHealth()
-
-
-def network_looks_unreachable() -> bool:
-    """True after UNREACHABLE_AFTER_SLOTS slots in a row failed to connect on every URL."""
-    return _health.offline()
-
-
-def offline_hint(results: Sequence[FetchResult]) -> str | None:
-    """The one-line hint for a slot whose every URL failed to connect: in full the first time, short after."""
-    if not results or not all(result.unreachable for result in results):
-        return None
-    return OFFLINE_HINT if _health.first_notice() else "the network looks unreachable"
-
-
-def reset_network_health() -> None:
-    """Forget earlier connection failures (a new run in the same process, and tests)."""
-    _health.reset()
 
 
 def fetch_all(urls: Sequence[str], client: httpx.Client, settings: FetchSettings,
@@ -444,7 +268,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 def _attempt(url: str, client: httpx.Client, settings: FetchSettings, accept: Accept,
              deadline: float) -> FetchResult | _Retry:
-    rewrite = _CLIENT_REWRITES.get(client, ())
+    rewrite = CLIENT_REWRITES.get(client, ())
     current = url
     try:
         for _ in range(MAX_REDIRECTS + 1):
@@ -478,37 +302,6 @@ def _attempt(url: str, client: httpx.Client, settings: FetchSettings, accept: Ac
     except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:
         # bad scheme, malformed URL or host (an empty or bad IDNA label is a UnicodeError): retrying cannot help
         return _dropped(url, None, f"cannot request this URL ({type(exc).__name__}: {exc}); fix it in the registry.")
-
-
-def _in_rewrite(url: str, rewrite: Sequence[tuple[str, str]]) -> bool:
-    return any(url.startswith(prefix) or url.startswith(target) for prefix, target in rewrite)
-
-
-def redirect_problem(source: str, target: str, rewrite: Sequence[tuple[str, str]] = ()) -> str | None:
-    """Why a redirect from `source` to `target` is not followed, or None when it may be.
-
-    Followed: http(s) to the same host, between GitHub's own hosts, or into a prefix or target
-    of DEADZONE_URL_REWRITE (trusted configuration). Never https → http, never credentials.
-    """
-    src, dst = urlsplit(source), urlsplit(target)
-    fix = "point the registry at the final URL if it is the right one"
-    if dst.scheme not in ("http", "https"):
-        return f"redirected to {target!r}, which is not an http(s) URL; {fix}."
-    if dst.username is not None or dst.password is not None:
-        return f"redirected to a URL carrying credentials ({dst.hostname}); {fix}."
-    if _in_rewrite(target, rewrite):
-        return None
-    if src.scheme == "https" and dst.scheme == "http":
-        return f"redirected from https to plain http ({target}); {fix}."
-    src_host, dst_host = (src.hostname or "").lower().rstrip("."), (dst.hostname or "").lower().rstrip(".")
-    if src_host == dst_host or (_github_host(src_host) and _github_host(dst_host)):
-        return None
-    return (f"redirected to another host ({target}); redirects are followed only within the same host, "
-            f"between GitHub's hosts or into DEADZONE_URL_REWRITE; {fix}.")
-
-
-def _github_host(host: str) -> bool:
-    return host in _GITHUB_HOSTS or host.endswith(_GITHUB_SUFFIX)
 
 
 def _timeout_reason(exc: httpx.TimeoutException, settings: FetchSettings) -> str:
