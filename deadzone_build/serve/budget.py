@@ -14,7 +14,9 @@ never inside a word piece either). A cut that leaves a code fence open closes it
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
+from threading import Lock
 
 from deadzone_build.embed.model_files import load_tokenizer
 
@@ -31,12 +33,25 @@ class Cut:
     truncated: bool
 
 
+_counted: OrderedDict[str, int] = OrderedDict()  # the same chunks come back often: tokenizing costs ~1 ms each
+_counted_lock = Lock()
+COUNT_CACHE = 4096
+
+
 def count_pieces(texts: list[str]) -> list[int]:
     """Word pieces per text, without [CLS]/[SEP] (they are not returned text)."""
-    if not texts:
-        return []
-    encodings = load_tokenizer(truncate=False).encode_batch(texts, add_special_tokens=False)
-    return [len(e.ids) for e in encodings]
+    with _counted_lock:
+        known = {t: _counted[t] for t in texts if t in _counted}
+    missing = [t for t in dict.fromkeys(texts) if t not in known]
+    if missing:
+        encodings = load_tokenizer(truncate=False).encode_batch(missing, add_special_tokens=False)
+        fresh = {text: len(encoding.ids) for text, encoding in zip(missing, encodings)}
+        known.update(fresh)
+        with _counted_lock:
+            _counted.update(fresh)
+            while len(_counted) > COUNT_CACHE:
+                _counted.popitem(last=False)
+    return [known[t] for t in texts]
 
 
 def cut_to_budget(text: str, budget: int) -> Cut:
