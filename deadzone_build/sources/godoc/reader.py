@@ -43,6 +43,8 @@ class Value:
     source: str  # the declaration as go doc prints it: unexported specs left out
     order: int
     single_name: str  # go/doc's sortingName: the name of a one-spec, one-name decl, else ""
+    grouped: bool = False  # written `const ( ... )`
+    specs: list[tuple[list[str], str]] = field(default_factory=list)  # (exported names, spec lines)
 
 
 @dataclass
@@ -210,7 +212,9 @@ class _Reader:
                 target = typ.values
         names = [n for spec in specs for n in spec.names if is_exported(n)]
         single = specs[0].names[0] if len(specs) == 1 and len(specs[0].names) == 1 else ""
-        target.append(Value(decl.token, names, decl.doc, _value_source(decl, specs), self.order, single))
+        target.append(Value(decl.token, names, decl.doc, _value_source(decl, specs), self.order, single,
+                            decl.grouped, [([n for n in spec.names if is_exported(n)], spec.source)
+                                           for spec in specs]))
         self.order += 1
 
     def compute_method_sets(self) -> None:
