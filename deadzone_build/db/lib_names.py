@@ -6,7 +6,8 @@ make every query that says "go" rank /go-chi/chi first. The project is split int
 another word ("in" is not a match for "gin").
 
     exact    the query names the whole project: a query word equals it ("fastapi"), or adjacent
-             query words spell it in order ("fast api", "go sdk")                      -> 3.0
+             query words spell it in order ("fast api", "go sdk"); a generic word (below)
+             names a project alone only when it is the whole query                     -> 3.0
     words    each project word the query contains, if it is distinctive: 3+ letters and not a
              word that names a language, protocol or kind of package ("go", "js", "api", "sdk",
              "http"), which a query says to describe what it wants, not to name a library  -> 1.0
@@ -39,7 +40,7 @@ def name_score(lib_id: str, words: list[str]) -> float:
     if not words or not parts:
         return 0.0
     joined = "".join(parts)
-    spelled = any("".join(words[i:j]) == joined
+    spelled = any("".join(words[i:j]) == joined and (j - i > 1 or joined not in GENERIC or len(words) == 1)
                   for i in range(len(words)) for j in range(i + 1, min(len(words), i + MAX_SPELLED_WORDS) + 1))
     exact = EXACT if spelled else 0.0
     distinctive = {p for p in parts if len(p) >= 3 and p not in GENERIC}
