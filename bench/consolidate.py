@@ -152,6 +152,7 @@ def baseline_search_module(rev: str):
                             check=True, capture_output=True, text=True).stdout
     spec = importlib.util.spec_from_loader("baseline_search", loader=None)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     exec(compile(source, f"{rev}:deadzone_build/db/search.py", "exec"), module.__dict__)
     return module
 
