@@ -56,12 +56,12 @@ def _optional(json_type: str, description: str) -> Any:
 
 class Snippet(BaseModel):
     lib_id: str
-    version: str = Field(description="version of the best-ranked copy ('' for an unversioned library)")
+    version: str = Field(description="the newest version holding this text ('' for an unversioned library)")
     title: str = Field(description="heading path, outermost first, joined with ' > '")
     content: str
     url: str = Field(description="the document the snippet comes from")
     heading_path: list[str]
-    versions: list[str] = Field(description="every version of lib_id holding this same text")
+    versions: list[str] = Field(description="every version of lib_id holding this same text, newest first")
     tokens: int = Field(description="word pieces of content (the budget's unit)")
     truncated: bool = Field(description="content was cut at a line or sentence end to fit the budget")
     score: float = Field(description="fused rank score (Reciprocal Rank Fusion), higher is better")

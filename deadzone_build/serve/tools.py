@@ -12,9 +12,10 @@ Arguments and defaults are deadzone's (`cmd/deadzone/server.go`): `version` need
 and is capped at 50; an empty `name` lists the libraries with the most chunks. Both lists are
 never null. Bad input raises SelectionError with a message written for the calling agent.
 
-Search is the CLI's hybrid search (`SearchIndex.search`). The same chunk text indexed under
-several versions of a library is one snippet labelled with all of them (`versions`), so versions
-do not crowd out other hits; the representative is the best-ranked copy.
+Search is the CLI's hybrid search (`SearchIndex.search`), which already collapses the same chunk
+indexed under several versions of a library into one hit labelled with all of them (`versions`,
+newest first; `version`/`url` are the newest copy's), so versions do not crowd out other hits.
+A snippet's content is the hit's display text (`Hit.snippet`: whole lines, fences balanced).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from __future__ import annotations
 import difflib
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from threading import Lock
 from typing import Any, Protocol
@@ -37,7 +37,6 @@ from deadzone_build.serve.budget import count_pieces, cut_to_budget
 DEFAULT_TOKENS = 5000
 MIN_TOKENS = 1000
 MAX_SNIPPETS = 10
-CANDIDATES = 60  # hits fetched before collapsing versions: room for every version of ten texts
 DEFAULT_LIBRARIES = 10
 MAX_LIBRARIES = 50
 
@@ -73,14 +72,6 @@ class QueryEmbedder:
 # ── search_docs ──────────────────────────────────────────────────────────────
 
 
-@dataclass
-class _Group:
-    """One chunk text and every version it was found under, best-ranked copy first."""
-
-    hit: Hit
-    versions: list[str] = field(default_factory=list)
-
-
 def search_docs(index: SearchIndex, embedder: Embedder, query: str, lib_id: str | None = None,
                 version: str | None = None, tokens: int | None = None) -> dict[str, list[dict[str, Any]]]:
     """The best snippets for `query` (within `lib_id`, and `version` of it), cut to the `tokens` budget."""
@@ -96,9 +87,8 @@ def search_docs(index: SearchIndex, embedder: Embedder, query: str, lib_id: str 
     if lib_id is not None:
         _check_library(index, lib_id, version)
     budget = DEFAULT_TOKENS if tokens is None or tokens < MIN_TOKENS else int(tokens)
-    hits = index.search(query, embedder=embedder, lib=lib_id, version=version, limit=CANDIDATES)
-    groups = _collapse_versions(index, hits)[:MAX_SNIPPETS]
-    return {"snippets": _fit(groups, budget)}
+    hits = index.search(query, embedder=embedder, lib=lib_id, version=version, limit=MAX_SNIPPETS)
+    return {"snippets": _fit(hits, budget)}
 
 
 def _check_library(index: SearchIndex, lib_id: str, version: str | None) -> None:
@@ -114,27 +104,13 @@ def _check_library(index: SearchIndex, lib_id: str, version: str | None) -> None
                              "Pass one of those, or leave version out to search every version.")
 
 
-def _collapse_versions(index: SearchIndex, hits: list[Hit]) -> list[_Group]:
-    """Hits of the same lib_id and text become one group; versions in the db's library order."""
-    order = {(x.lib_id, x.version): n for n, x in enumerate(index.libraries)}
-    groups: dict[tuple[str, str], _Group] = {}
-    for hit in hits:
-        group = groups.setdefault((hit.lib_id, hit.text), _Group(hit))
-        for v in getattr(hit, "versions", None) or [hit.version]:  # search may already collapse
-            if v not in group.versions:
-                group.versions.append(v)
-    for group in groups.values():
-        group.versions.sort(key=lambda v, lib=group.hit.lib_id: order.get((lib, v), len(order)))
-    return list(groups.values())
-
-
-def _fit(groups: list[_Group], budget: int) -> list[dict[str, Any]]:
+def _fit(hits: list[Hit], budget: int) -> list[dict[str, Any]]:
     """Snippets in rank order until the budget is spent; the one that overflows is cut at a boundary."""
-    contents = [g.hit.text.strip() for g in groups]
+    contents = [(hit.snippet or hit.text).strip() for hit in hits]
     sizes = count_pieces(contents)
     snippets: list[dict[str, Any]] = []
     remaining = budget
-    for group, content, size in zip(groups, contents, sizes):
+    for hit, content, size in zip(hits, contents, sizes):
         if remaining <= 0:
             break
         truncated = False
@@ -143,17 +119,16 @@ def _fit(groups: list[_Group], budget: int) -> list[dict[str, Any]]:
             if not cut.text:
                 break
             content, size, truncated = cut.text, cut.tokens, True
-        snippets.append(_snippet(group, content, size, truncated))
+        snippets.append(_snippet(hit, content, size, truncated))
         remaining -= size
         if truncated:  # the budget is spent: what is left would only fit a fragment of the next one
             break
     return snippets
 
 
-def _snippet(group: _Group, content: str, tokens: int, truncated: bool) -> dict[str, Any]:
-    hit = group.hit
+def _snippet(hit: Hit, content: str, tokens: int, truncated: bool) -> dict[str, Any]:
     return {"lib_id": hit.lib_id, "version": hit.version, "title": snippet_title(hit), "content": content,
-            "url": hit.url, "heading_path": list(hit.heading_path), "versions": group.versions,
+            "url": hit.url, "heading_path": list(hit.heading_path), "versions": list(hit.versions) or [hit.version],
             "tokens": tokens, "truncated": truncated, "score": round(float(hit.score), 6)}
 
 
