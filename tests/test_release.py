@@ -25,7 +25,8 @@ from deadzone_build.db import schema as dbschema
 from deadzone_build.cli import main
 from deadzone_build.errors import DatabaseError, DeadzoneError, RegistryError, ReleaseError
 from deadzone_build.publish.release import check_tag, fetch_release, release_db
-from fx_fakegithub import FAKE_REPO, FAKE_TOKEN, FakeGitHub, ReleaseFiles
+from fx_fakegithub import FAKE_REPO, FAKE_TOKEN, FakeGitHub
+from fx_release import ReleaseFiles
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TAG = "v0.1.0"
