@@ -39,7 +39,7 @@ from typing import Callable, Sequence
 from markdown_it import MarkdownIt
 
 from deadzone_build.embed import model_files
-from deadzone_build.pipeline.clean import code_line_ranges, markdown_tokens
+from deadzone_build.pipeline.markdown import code_line_ranges, line_starts, markdown_tokens
 
 CountTokens = Callable[[list[str]], list[int]]
 PATH_SEPARATOR = " > "
@@ -91,11 +91,10 @@ def section_texts(markdown: str) -> list[tuple[tuple[str, ...], str]]:
 
 
 def _sections(markdown: str) -> list[_Section]:
-    markdown = markdown.replace("\r\n", "\n").replace("\r", "\n")  # markdown-it counts lines so
     env: dict = {}
     tokens = markdown_tokens(markdown, env)
     lines = markdown.split("\n")
-    starts = _line_starts(lines)
+    starts = line_starts(markdown)
     in_code = _code_lines(markdown, tokens, len(lines))
     block_lines = sorted({t.map[0] for t in tokens if t.level == 0 and t.map and t.nesting >= 0})
     sections: list[_Section] = []
@@ -137,14 +136,6 @@ def _code_lines(markdown: str, tokens: list, count: int) -> list[bool]:
         for n in range(start + 1, min(end, count)):
             flags[n] = True
     return flags
-
-
-def _line_starts(lines: list[str]) -> list[int]:
-    starts, offset = [], 0
-    for line in lines:
-        starts.append(offset)
-        offset += len(line) + 1
-    return starts
 
 
 def _headings(tokens: list, env: dict) -> list[tuple[int, int, int, str]]:

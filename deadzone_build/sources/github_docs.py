@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from deadzone_build.errors import ScrapeError
-from deadzone_build.pipeline.clean import document_markdown
+from deadzone_build.pipeline.clean import clean_document
 from deadzone_build.registry.load import Slot
 from deadzone_build.sources import fetch
 from deadzone_build.sources.base import Document, SourceContext, SourceResult
@@ -21,10 +21,13 @@ def collect(slot: Slot, context: SourceContext) -> SourceResult:
     documents: list[Document] = []
     reports: list[dict[str, Any]] = []
     for result in results:
-        reports.append(result.report())
+        report = result.report()
         if result.ok and result.text is not None:
-            markdown = document_markdown(result.text, kind=slot.kind, url=result.url)
-            documents.append(Document(url=result.url, markdown=markdown, source_url=result.url))
+            cleaned = clean_document(result.text, kind=slot.kind, url=result.url)
+            documents.append(Document(url=result.url, markdown=cleaned.markdown, source_url=result.url))
+            if cleaned.warning:  # only then: every other report (and meta.json) keeps its bytes
+                report["warning"] = cleaned.warning
+        reports.append(report)
     return SourceResult(documents, reports)
 
 
