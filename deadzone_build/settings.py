@@ -43,6 +43,18 @@ def db_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     return _path(explicit, DB_ENV, DEFAULT_DB)
 
 
+DEFAULT_MANIFEST = "manifest.json"
+
+
+def manifest_path(db: str | os.PathLike[str]) -> Path:
+    """The manifest consolidate writes beside `db`: `manifest.json` for `deadzone.db` (the name
+    CI, the release assets and older tools know), `<db name>.manifest.json` for any other name,
+    so two dbs in one folder never overwrite each other's manifest."""
+    db = Path(db)
+    name = DEFAULT_MANIFEST if db.name == DEFAULT_DB else f"{db.name}.{DEFAULT_MANIFEST}"
+    return db.with_name(name)
+
+
 # ── GitHub: the API client (publish/github.py) and the doc fetcher's token ──
 
 GITHUB_TOKEN_ENVS = ("GITHUB_TOKEN", "GH_TOKEN")

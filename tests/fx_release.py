@@ -16,6 +16,7 @@ from deadzone_build.db import schema as dbschema
 from deadzone_build.embed.pin import pin_id
 from deadzone_build.registry.keys import registry_digest
 from deadzone_build.registry.load import load_registry
+from deadzone_build.settings import manifest_path
 
 __all__ = ["release_files"]  # conftest imports the fixture; tests import the rest
 
@@ -70,7 +71,7 @@ def write_release_files(db: Path, registry: Path, *, content: str = "first build
     digest = hashlib.sha256(db.read_bytes()).hexdigest()
     db.with_name(db.name + ".sha256").write_text(f"{digest}  deadzone.db\n")
     manifest = [{"slug": s.slug, "status": "ok" if s in rows else "missing"} for s in slots]
-    db.with_name("manifest.json").write_text(json.dumps({"content": content, "slots": manifest}, indent=1))
+    manifest_path(db).write_text(json.dumps({"content": content, "slots": manifest}, indent=1))
 
 
 @dataclass
@@ -84,7 +85,7 @@ class ReleaseFiles:
 
     @property
     def manifest(self) -> Path:
-        return self.db.with_name("manifest.json")
+        return manifest_path(self.db)
 
     def build(self, **kwargs: Any) -> "ReleaseFiles":
         write_release_files(self.db, self.registry, **kwargs)
