@@ -200,12 +200,14 @@ class _Atom:
 class _Counter:
     """Counts through any `count_tokens`: every piece and every planned chunk is counted."""
 
-    def __init__(self, count_tokens: CountTokens, sections: list[_Section]) -> None:
+    def __init__(self, count_tokens: CountTokens, sections: list[_Section], path_costs: list[int | None]) -> None:
         self.count = count_tokens
         self.sections = sections
         self.empty = count_tokens([""])[0]  # what the counter adds to any text: [CLS] and [SEP]
+        # per section: the tokens of its embedding text beyond its own text (path, or just [CLS]/[SEP])
+        self.overhead = [self.empty if cost is None else cost for cost in path_costs]
 
-    def whole(self, overhead: list[int]) -> list[int]:
+    def whole(self) -> list[int]:
         """Exact tokens of each section's embedding text."""
         return self.count([_embedding_text(s.path, s.text) for s in self.sections])
 
@@ -228,15 +230,15 @@ class _OffsetCounter(_Counter):
     Only cuts inside a word (CHARACTERS) break that: those pieces and chunks are counted.
     """
 
-    def __init__(self, count_tokens: CountTokens, sections: list[_Section]) -> None:
-        super().__init__(count_tokens, sections)
+    def __init__(self, count_tokens: CountTokens, sections: list[_Section], path_costs: list[int | None]) -> None:
+        super().__init__(count_tokens, sections, path_costs)
         self.encodings: list = []
         self.starts: dict[int, list[int]] = {}
 
-    def whole(self, overhead: list[int]) -> list[int]:
+    def whole(self) -> list[int]:
         tokenizer = model_files.load_tokenizer(truncate=False)
         self.encodings = tokenizer.encode_batch([s.text for s in self.sections], add_special_tokens=False)
-        return [o + len(e) for o, e in zip(overhead, self.encodings)]
+        return [o + len(e) for o, e in zip(self.overhead, self.encodings)]
 
     def pieces(self, spans: list[tuple[int, int, int, int]]) -> list[int]:
         inside_words = [n for n, span in enumerate(spans) if span[3] >= CHARACTERS]
@@ -272,8 +274,9 @@ class _Planner:
             if s.path else s for s in sections
         ]
         fast = count_tokens is model_files.count_tokens
-        self.counter = (_OffsetCounter if fast else _Counter)(count_tokens, self.sections)
-        self.overhead = [fitted[s.path][1] if s.path else self.counter.empty for s in sections]
+        path_costs = [fitted[s.path][1] if s.path else None for s in sections]
+        self.counter = (_OffsetCounter if fast else _Counter)(count_tokens, self.sections, path_costs)
+        self.overhead = self.counter.overhead
         self.budget = [max_tokens - o for o in self.overhead]  # word pieces left for the text
         self.cut_strength: list[dict[int, int]] = [{} for _ in sections]
 
@@ -294,7 +297,7 @@ class _Planner:
 
     def chunks(self) -> list[tuple[tuple[str, ...], str, int]]:
         """(path, text, tokens) of every chunk, in document order."""
-        whole = self.counter.whole(self.overhead)
+        whole = self.counter.whole()
         planned: list[list[tuple[int, int, int]]] = [[] for _ in self.sections]
         oversized = []
         for i, (section, tokens) in enumerate(zip(self.sections, whole)):
