@@ -34,7 +34,7 @@ import bisect
 import math
 import re
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from markdown_it import MarkdownIt
 
@@ -62,6 +62,11 @@ class Chunk:
     ordinal: int
     text: str
     tokens: int
+
+    def record(self) -> dict[str, Any]:
+        """The chunk as one row of an artifact's chunks.jsonl (pipeline/artifact.py CHUNK_FIELDS)."""
+        return {"url": self.url, "heading_path": list(self.heading_path), "ordinal": self.ordinal,
+                "text": self.text, "tokens": self.tokens}
 
 
 def embedding_text(chunk: Chunk) -> str:
