@@ -215,13 +215,13 @@ def test_a_403_rate_limit_is_retried_but_a_plain_403_is_not(docs_server, client,
     assert len(docs_server.requests_for(CONTRIB)) == 1
 
 
-def test_an_exhausted_rate_limit_waits_for_its_reset_capped(docs_server, client, sleeps):
-    reset = str(int(time.time()) + 3600)  # an hour away: the wait is the cap, not the backoff
+def test_an_exhausted_rate_limit_that_resets_too_late_is_dropped_at_once(docs_server, client, sleeps):
+    reset = str(int(time.time()) + 3600)  # an hour away: past max_retry_after, so waiting cannot help
     docs_server.faults.status(README, 403, times=1, headers={"X-RateLimit-Remaining": "0",
                                                              "X-RateLimit-Reset": reset})
     [result] = fetch([README], client, sleeps)
-    assert_ok(result, docs_server)
-    assert sleeps == [FAST.max_retry_after]
+    assert not result.ok and result.http_status == 403 and "resets in" in result.reason
+    assert sleeps == [] and len(docs_server.requests_for(README)) == 1
 
 
 # ── dropped at once ──────────────────────────────────────────────────────────

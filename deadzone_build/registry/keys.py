@@ -15,6 +15,7 @@ import blake3
 
 from deadzone_build.embed.pin import canonical_json, pin_dict, pin_id, pin_id_of
 from deadzone_build.registry.load import Slot
+from deadzone_build.sources.godoc import pins as godoc_pins
 
 # Bump whenever fetch/clean/chunk/artifact output changes for the same inputs.
 # tests/test_pipeline_golden.py fails when the output changes and this did not.
@@ -49,7 +50,9 @@ def source_key_inputs(slot: Slot) -> dict[str, Any]:
 
 
 # kind -> function(slot) -> dict of the inputs that shape that kind's documents
-_SOURCE_KEY_INPUTS: dict[str, Callable[[Slot], dict[str, Any]]] = {}
+_SOURCE_KEY_INPUTS: dict[str, Callable[[Slot], dict[str, Any]]] = {
+    "godoc": lambda slot: godoc_pins.key_inputs(),  # tree-sitter(-go) pins + the godoc format
+}
 
 
 def key_from_inputs(slug: str, inputs: dict[str, Any]) -> str:

@@ -46,9 +46,9 @@ class Source(Protocol):
 
 
 def _registry() -> dict[str, Source]:
-    from deadzone_build.sources import github_docs
+    from deadzone_build.sources import github_docs, godoc
 
-    return {"github-md": github_docs.collect, "github-rst": github_docs.collect}
+    return {"github-md": github_docs.collect, "github-rst": github_docs.collect, "godoc": godoc.collect}
 
 
 def supported_kinds() -> tuple[str, ...]:
