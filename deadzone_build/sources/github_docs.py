@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from deadzone_build.errors import ScrapeError
@@ -14,7 +13,7 @@ from deadzone_build.sources.base import Document, SourceContext, SourceResult
 
 def collect(slot: Slot, context: SourceContext) -> SourceResult:
     """Fetch every URL of the slot and clean each body into markdown (RST through docutils)."""
-    results = _fetch(slot, context)
+    results = context.fetch_all(slot.urls)
     failure = fetch.slot_failure(results, max_drop_fraction=fetch.MAX_DROP_FRACTION)
     if failure:
         raise ScrapeError(f"{slot.label}: no artifact written (the previous one, if any, is untouched): {failure}")
@@ -30,15 +29,3 @@ def collect(slot: Slot, context: SourceContext) -> SourceResult:
         reports.append(report)
     return SourceResult(documents, reports)
 
-
-def _fetch(slot: Slot, context: SourceContext) -> list[fetch.FetchResult]:
-    done = 0
-    lock = threading.Lock()
-
-    def on_result(_: fetch.FetchResult) -> None:
-        nonlocal done
-        with lock:
-            done += 1
-            context.progress("fetch", done, len(slot.urls))
-
-    return fetch.fetch_all(list(slot.urls), context.client, context.settings, on_result=on_result)
