@@ -117,9 +117,7 @@ def _cached(repo: str | None, tag: str) -> ResolvedDb | None:
 
 
 def _cached_or_fail(repo: str | None, tag: str, why: str) -> ResolvedDb:
-    from deadzone_build.publish.github import REPO_ENV
-
-    repo = repo or os.environ.get(REPO_ENV) or None
+    repo = settings.github_repository(repo)
     cached = _cached(repo, tag) if repo and "/" in repo else None
     if cached is not None:
         return cached
