@@ -21,7 +21,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import pytest
+try:  # bench/lock.py uses serve_upstream without pytest
+    import pytest
+except ImportError:  # pragma: no cover
+    pytest = None  # type: ignore[assignment]
 
 __all__ = ["Upstream", "serve_upstream", "upstream"]
 
@@ -39,6 +42,7 @@ class Upstream:
     bodies_sent: int = 0
     not_modified: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    any_path: bool = False  # benches: every raw path and ref exists (body and sha derived from the name)
 
     @property
     def rewrite(self) -> str:
@@ -78,6 +82,8 @@ def _handler(up: Upstream) -> type[BaseHTTPRequestHandler]:
 
         def _raw(self, key: str) -> None:
             body = up.files.get(key)
+            if body is None and up.any_path:
+                body = f"# {key}\n\nGenerated for the lock benchmark.\n".encode()
             if body is None:
                 return self._send(404, b"404: Not Found", "text/plain")
             etag = _etag(body)
@@ -94,6 +100,8 @@ def _handler(up: Upstream) -> type[BaseHTTPRequestHandler]:
                 owner, repo, _, ref = seg
                 if self.headers.get("Accept") == "application/vnd.github.sha":
                     sha = up.refs.get((owner, repo, ref))
+                    if sha is None and up.any_path:
+                        sha = hashlib.sha1(f"{owner}/{repo}@{ref}".encode()).hexdigest()
                     if sha is None:
                         return self._send(422, b'{"message": "No commit found for SHA: x"}', "application/json")
                     return self._send(200, sha.encode(), "application/vnd.github.sha")
@@ -140,10 +148,13 @@ def serve_upstream() -> Iterator[Upstream]:
         server.server_close()
 
 
-@pytest.fixture
 def upstream(monkeypatch: pytest.MonkeyPatch) -> Iterator[Upstream]:
     """A fresh upstream, with DEADZONE_URL_REWRITE and GITHUB_API_URL pointing at it."""
     with serve_upstream() as up:
         monkeypatch.setenv("DEADZONE_URL_REWRITE", up.rewrite)
         monkeypatch.setenv("GITHUB_API_URL", up.api_url)
         yield up
+
+
+if pytest is not None:
+    upstream = pytest.fixture(upstream)

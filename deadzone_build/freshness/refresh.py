@@ -161,7 +161,7 @@ def _ask_commit(repo_ref: tuple[str, str, str], api_url: str, client: httpx.Clie
     if fetched.ok and _SHA.fullmatch(sha):
         return sha
     result.errors.append(f"{owner}/{repo}@{ref}: could not resolve the ref to a commit "
-                         f"({fetched.reason or 'unexpected answer'}); kept the locked value.")
+                         f"({fetched.reason or 'unexpected answer'}); its locked commit, if any, is kept.")
     return None
 
 

@@ -85,5 +85,5 @@ def registry_digest(slots: list[Slot], pin: dict[str, Any] | None = None) -> str
 
 
 def lock_digest(slots: list[Slot]) -> str:
-    """blake3 over the lock entries (content half) of `slots`, in order: what a db's sources resolved to."""
-    return blake3.blake3(canonical_json([[s.slug, s.lock] for s in slots]).encode()).hexdigest()
+    """blake3 over the lock entries (content half) of `slots` by slug: what a db's sources resolved to."""
+    return blake3.blake3(canonical_json(sorted([s.slug, s.lock] for s in slots)).encode()).hexdigest()
