@@ -24,8 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deadzone_build.freshness.refresh import refresh_lock
-    from deadzone_build.publish.github import resolve_api_url
+    from deadzone_build.freshness.refresh import github_for_repos, refresh_lock
     from deadzone_build.registry.lock import lock_path_for, read_lock, write_lock
     from deadzone_build.sources.fetch import FetchSettings, make_client
 
@@ -34,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     fetch_settings = FetchSettings()
     with make_client(fetch_settings) as client:
         result = refresh_lock(slots, read_lock(path), client=client, settings=fetch_settings,
-                              api_url=resolve_api_url(None), only_missing=args.missing)
+                              github=github_for_repos(), only_missing=args.missing)
     if not args.check:
         write_lock(path, result.entries)
     if args.json:

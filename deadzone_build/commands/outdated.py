@@ -20,13 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from deadzone_build.freshness.outdated import find_outdated
-    from deadzone_build.publish.github import resolve_api_url
-    from deadzone_build.sources.fetch import FetchSettings, make_client
+    from deadzone_build.freshness.refresh import github_for_repos
 
-    fetch_settings = FetchSettings()
-    with make_client(fetch_settings) as client:
-        rows = find_outdated(selected_slots(args), client=client, settings=fetch_settings,
-                             api_url=resolve_api_url(None), include_pre=args.pre)
+    rows = find_outdated(selected_slots(args), github=github_for_repos(), include_pre=args.pre)
     if args.json:
         print(json.dumps([r.record() for r in rows], indent=1))
         return 0

@@ -24,13 +24,14 @@ from deadzone_build.pipeline.artifact import (
     CHUNKS_FILE, DIMENSION, LIBRARY_FILE, META_FILE, VECTORS_FILE, Artifact, artifact_is_current, chunks_bytes,
     meta_text, parse_blobs, read_artifact,
 )
+from deadzone_build import settings
 from deadzone_build.atomic import fsync_dir, write_atomic
 from deadzone_build.errors import ArtifactError, ConsolidateError
 from deadzone_build.registry.keys import PIPELINE_VERSION, lock_digest, slot_key
 from deadzone_build.embed.pin import canonical_json, pin_dict, pin_id
 from deadzone_build.registry.load import Slot
 
-MANIFEST_NAME = "manifest.json"
+MANIFEST_NAME = settings.DEFAULT_MANIFEST  # beside deadzone.db; see manifest_path
 MANIFEST_FORMAT = 1
 _VECTOR_BYTES = DIMENSION * 4
 BUILD_CACHE_KB = 256 * 1024  # page cache while building: the FTS rebuild touches pages all over the file
@@ -75,7 +76,8 @@ def sha256_path(db_path: Path) -> Path:
 
 
 def manifest_path(db_path: Path) -> Path:
-    return db_path.with_name(MANIFEST_NAME)
+    """`manifest.json` beside deadzone.db, `<db name>.manifest.json` beside any other (settings.py)."""
+    return settings.manifest_path(db_path)
 
 
 def _quiet(_: str) -> None:

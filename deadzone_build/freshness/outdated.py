@@ -1,7 +1,8 @@
 """`deadzone-build outdated`: registry entries pinned to a tag that upstream has moved past.
 
 For every github-* library whose ref reads as a version (`v1.9.1`, `1.9.1`, `v2.0.0-rc.1`), the
-upstream's tags are listed (`GET /repos/{owner}/{repo}/tags`, paged) and compared as versions
+upstream's tags are listed through the project's GitHub client (`GET /repos/{owner}/{repo}/tags`,
+paged) and compared as versions
 (PEP 440 ordering through `packaging`, which orders semver release numbers the same way).
 Tags that do not read as a version (`nightly`, `go1.21`, `api/v1.2.0` sub-module tags) are ignored;
 pre-releases count only with `include_pre`. Dates come from each tag's commit
@@ -11,23 +12,17 @@ for the pinned tag.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable
-from urllib.parse import quote
 
-import httpx
 from packaging.version import InvalidVersion, Version
 
-from deadzone_build.errors import FetchError
-from deadzone_build.freshness.refresh import github_ref
+from deadzone_build.freshness.refresh import GitHubFor, github_ref
 from deadzone_build.registry.load import Slot
-from deadzone_build.sources.fetch import FetchSettings, fetch_one
 
 _TAG = re.compile(r"v?(\d+(?:\.\d+)*(?:[-.]?(?:a|b|rc|alpha|beta|pre|dev)[.-]?\d*)?)", re.IGNORECASE)
-MAX_TAG_PAGES = 10  # 1,000 tags: enough to find the newest of any real project
 
 
 @dataclass(frozen=True)
@@ -66,8 +61,7 @@ def newest_tag(tags: Iterable[str], include_pre: bool = False) -> str | None:
     return max(versions)[1] if versions else None
 
 
-def find_outdated(slots: Iterable[Slot], *, client: httpx.Client, settings: FetchSettings, api_url: str,
-                  include_pre: bool = False) -> list[Outdated]:
+def find_outdated(slots: Iterable[Slot], *, github: GitHubFor, include_pre: bool = False) -> list[Outdated]:
     """One row per library whose newest pinned tag is older than upstream's newest tag, in registry order."""
     pinned: dict[str, tuple[str, str, Version]] = {}  # lib_id → (repo, tag, version), newest pinned version
     for slot in slots:
@@ -78,49 +72,16 @@ def find_outdated(slots: Iterable[Slot], *, client: httpx.Client, settings: Fetc
             pinned[slot.lib_id] = (repo, slot.ref, version)
     rows = []
     for lib_id, (repo, tag, version) in pinned.items():
-        tags = _tags(repo, api_url, client, settings)
+        client = github(repo)
+        tags = {str(t.get("name")): str((t.get("commit") or {}).get("sha", "")) for t in client.tags()
+                if isinstance(t, dict)}
         latest = newest_tag(tags, include_pre)
         if latest is None or tag_version(latest) <= version:  # type: ignore[operator]
             continue
-        rows.append(Outdated(lib_id, repo, tag, latest, _tag_date(repo, tags[tag], api_url, client, settings)
-                             if tag in tags else None, _tag_date(repo, tags[latest], api_url, client, settings)))
+        pinned_date = client.commit_date(tags[tag]) if tags.get(tag) else None
+        rows.append(Outdated(lib_id, repo, tag, latest, pinned_date,
+                             client.commit_date(tags[latest]) if tags[latest] else None))
     return rows
-
-
-def _tags(repo: str, api_url: str, client: httpx.Client, settings: FetchSettings) -> dict[str, str]:
-    """tag name → commit sha, every page."""
-    tags: dict[str, str] = {}
-    for page in range(1, MAX_TAG_PAGES + 1):
-        items = _json(f"{api_url}/repos/{repo}/tags?per_page=100&page={page}", client, settings)
-        if not isinstance(items, list):
-            raise FetchError(f"{api_url}/repos/{repo}/tags: expected a JSON list of tags; check GITHUB_API_URL.")
-        for item in items:
-            if isinstance(item, dict) and isinstance(item.get("name"), str):
-                tags[item["name"]] = str((item.get("commit") or {}).get("sha", ""))
-        if len(items) < 100:
-            break
-    return tags
-
-
-def _tag_date(repo: str, sha: str, api_url: str, client: httpx.Client, settings: FetchSettings) -> str | None:
-    if not sha:
-        return None
-    commit = _json(f"{api_url}/repos/{repo}/commits/{quote(sha)}", client, settings)
-    try:
-        return str(commit["commit"]["committer"]["date"])
-    except (TypeError, KeyError):
-        return None
-
-
-def _json(url: str, client: httpx.Client, settings: FetchSettings) -> Any:
-    fetched = fetch_one(url, client, settings, headers={"Accept": "application/vnd.github+json"})
-    if not fetched.ok or fetched.text is None:
-        raise FetchError(f"{url}: {fetched.reason}. Set GITHUB_TOKEN if you hit the rate limit "
-                         "(60 requests/hour anonymous).")
-    try:
-        return json.loads(fetched.text)
-    except ValueError:
-        raise FetchError(f"{url}: the answer is not JSON; check GITHUB_API_URL.") from None
 
 
 def _date(text: str) -> datetime:

@@ -3,9 +3,9 @@
 Every URL is asked again with the validators the lock recorded (`If-None-Match`,
 `If-Modified-Since`): an unchanged document answers 304 and costs no body. A URL without
 validators, or one that answers 200, is read whole and its sha256 recorded. GitHub refs are
-resolved to commit SHAs with `GET /repos/{owner}/{repo}/commits/{ref}` and
-`Accept: application/vnd.github.sha` (the body is the 40-hex SHA), once per (repo, ref) however
-many slots share it. A request that fails keeps the entry's previous value and is reported:
+resolved to commit SHAs through the project's GitHub client (`GitHubClient.commit_sha`:
+`GET /repos/{owner}/{repo}/commits/{ref}` with `Accept: application/vnd.github.sha`, its retry and
+rate-limit policy), once per (repo, ref) however many slots share it. A request that fails keeps the entry's previous value and is reported:
 a transient outage never rewrites the lock, so it never changes a key.
 """
 
@@ -15,16 +15,18 @@ import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
-from urllib.parse import parse_qs, quote, urlsplit
+from typing import Callable, Iterable, Mapping
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from deadzone_build.errors import DeadzoneError
+from deadzone_build.publish.github import GitHubClient
 from deadzone_build.registry.load import Slot
 from deadzone_build.registry.lock import LockEntry, UrlLock
 from deadzone_build.sources.fetch import FetchResult, FetchSettings, fetch_one
 
-SHA_MEDIA_TYPE = "application/vnd.github.sha"
+GitHubFor = Callable[[str], GitHubClient]  # "owner/repo" → the one GitHub client, for that repository
 _SHA = re.compile(r"[0-9a-f]{40}")
 
 
@@ -56,6 +58,18 @@ class LockRefresh:
         return sorted({c.slug for c in self.changes})
 
 
+def github_for_repos() -> GitHubFor:
+    """One GitHub client per repository, all from the environment's token and API URL (settings)."""
+    clients: dict[str, GitHubClient] = {}
+
+    def client_for(repo: str) -> GitHubClient:
+        if repo not in clients:
+            clients[repo] = GitHubClient.from_settings(repo)
+        return clients[repo]
+
+    return client_for
+
+
 def github_ref(url: str, ref: str) -> tuple[str, str, str] | None:
     """(owner, repo, ref) a GitHub URL is pinned to, or None (not GitHub, or no ref in it)."""
     parts = urlsplit(url)
@@ -72,7 +86,7 @@ def github_ref(url: str, ref: str) -> tuple[str, str, str] | None:
 
 
 def refresh_lock(slots: Iterable[Slot], old: Mapping[str, LockEntry], *, client: httpx.Client,
-                 settings: FetchSettings, api_url: str, only_missing: bool = False) -> LockRefresh:
+                 settings: FetchSettings, github: GitHubFor, only_missing: bool = False) -> LockRefresh:
     """The lock for `slots` after asking upstream again; entries of other slots are kept as they are."""
     slots = list(slots)
     result = LockRefresh(entries=dict(old))
@@ -89,8 +103,7 @@ def refresh_lock(slots: Iterable[Slot], old: Mapping[str, LockEntry], *, client:
     with ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="lock") as pool:
         url_results = dict(zip(url_jobs, pool.map(lambda u: _ask_url(u, url_jobs[u], client, settings, result),
                                                   url_jobs)))
-        commits = dict(zip(repo_refs, pool.map(lambda rr: _ask_commit(rr, api_url, client, settings, result),
-                                               repo_refs)))
+        commits = dict(zip(repo_refs, pool.map(lambda rr: _ask_commit(rr, github, result), repo_refs)))
 
     for slot in todo:
         prior = previous[slot.slug]
@@ -151,18 +164,19 @@ def _failed(url: str, fetched: FetchResult, prior: UrlLock | None, result: LockR
     return UrlLock(None) if gone else None  # None: keep the previous value, if any
 
 
-def _ask_commit(repo_ref: tuple[str, str, str], api_url: str, client: httpx.Client, settings: FetchSettings,
-                result: LockRefresh) -> str | None:
+def _ask_commit(repo_ref: tuple[str, str, str], github: GitHubFor, result: LockRefresh) -> str | None:
     owner, repo, ref = repo_ref
-    url = f"{api_url}/repos/{quote(owner)}/{quote(repo)}/commits/{quote(ref, safe='')}"
-    fetched = fetch_one(url, client, settings, headers={"Accept": SHA_MEDIA_TYPE})
     result.requests["commit"] += 1
-    sha = (fetched.text or "").strip()
-    if fetched.ok and _SHA.fullmatch(sha):
-        return sha
-    result.errors.append(f"{owner}/{repo}@{ref}: could not resolve the ref to a commit "
-                         f"({fetched.reason or 'unexpected answer'}); its locked commit, if any, is kept.")
-    return None
+    try:
+        sha = github(f"{owner}/{repo}").commit_sha(ref)
+    except DeadzoneError as exc:
+        sha, why = None, str(exc)
+    else:
+        why = "no such ref"
+    if sha is None:
+        result.errors.append(f"{owner}/{repo}@{ref}: could not resolve the ref to a commit ({why}); "
+                             "its locked commit, if any, is kept.")
+    return sha
 
 
 def _diff(slug: str, old: LockEntry | None, new: LockEntry) -> list[Change]:
