@@ -30,6 +30,8 @@ COMMAND_MODULES = (
     "plan",
     "summary",
     "serve",
+    "lock",
+    "outdated",
 )
 
 

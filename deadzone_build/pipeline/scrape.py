@@ -25,6 +25,7 @@ from deadzone_build.embed.model_files import MAX_SEQ_LENGTH
 from deadzone_build.embed.pin import pin_id
 from deadzone_build.registry.load import Slot
 from deadzone_build.embed.vector_cache import VectorCache, embed_cached
+from deadzone_build.freshness.verify import check_against_lock, lock_on_first_use
 from deadzone_build.sources import ProgressFn, SourceContext, SourceResult, source_for
 
 
@@ -82,11 +83,13 @@ def library_text(slot: Slot) -> str:
 def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: httpx.Client | None = None,
                 fetch_settings: fetch.FetchSettings | None = None, embedder: Embeds | None = None,
                 progress: ProgressFn | None = None, force: bool = False,
-                key: SlotKey | None = None) -> ScrapeOutcome:
+                key: SlotKey | None = None, lock_path: Path | None = None) -> ScrapeOutcome:
     """Build `artifacts_dir/<slug>/` for `slot` unless a verified artifact with its key is there.
 
     `key`: the slot's SlotKey when the caller already has it (the doit task computed it for its
-    up-to-date check); computed here otherwise."""
+    up-to-date check); computed here otherwise. What is fetched must match the slot's lock entry
+    (freshness/verify.py); a slot without one is locked on first use into `lock_path` (None: no
+    lock file, the slot stays unlocked)."""
     key = key or keyed(slot)
     target = Path(artifacts_dir) / slot.slug
     if not force and artifact_is_current(target, key.key):
@@ -105,6 +108,14 @@ def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: htt
         if own_client:
             client.close()
     outcome.seconds["fetch"] = time.perf_counter() - started
+    check_against_lock(slot, source.reports)
+    if not slot.lock and lock_path is not None:
+        slot = lock_on_first_use(slot, source.reports, lock_path)
+        check_against_lock(slot, source.reports)  # another process may have locked it first
+        key = keyed(slot)
+        outcome.slot = slot
+        if not force and artifact_is_current(target, key.key):
+            return ScrapeOutcome(slot, "up-to-date", target)
 
     started = time.perf_counter()
     chunks, reports = _chunk_documents(source)

@@ -8,6 +8,7 @@ artifact's meta so `explain` can say which input changed.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -36,6 +37,8 @@ def key_inputs(slot: Slot, pin: dict[str, Any] | None = None) -> dict[str, Any]:
         "embedder": pin if pin is not None else pin_dict(),
         "pipeline_version": PIPELINE_VERSION,
     }
+    if slot.lock:  # what the sources resolved to (registry/lock.py): an upstream change changes the key
+        inputs["lock"] = json.loads(slot.lock)
     extra = source_key_inputs(slot)
     if extra:  # only kinds whose output depends on more than the entry (parser pins, an LLM route)
         inputs["source"] = extra
@@ -99,3 +102,8 @@ def registry_digest(slots: list[Slot], pin: dict[str, Any] | None = None) -> str
     """blake3 over every slot key in registry order: names the exact registry a db was built from."""
     keys = [slot_key(s, pin) for s in slots]
     return blake3.blake3(canonical_json(keys).encode()).hexdigest()
+
+
+def lock_digest(slots: list[Slot]) -> str:
+    """blake3 over the lock entries (content half) of `slots` by slug: what a db's sources resolved to."""
+    return blake3.blake3(canonical_json(sorted([s.slug, s.lock] for s in slots)).encode()).hexdigest()
