@@ -13,7 +13,7 @@ import pytest
 
 from deadzone_build.errors import FetchError
 from deadzone_build.sources import fetch
-from deadzone_build.sources.body import Accept
+from deadzone_build.sources.body import DOC_ACCEPT, Accept
 from deadzone_build.sources.fetch import (FetchSettings, fetch_all, fetch_one, incomplete_urls, make_client,
                                           parse_rewrite, redirect_problem)
 
@@ -82,7 +82,7 @@ def test_bodies_that_are_not_markdown_are_dropped_and_said_why(docs_server, clie
         "image-type": (b"GIF89a....", {"Content-Type": "image/gif"}, "Content-Type image/gif is not"),
     }[case]
     docs_server.faults.body(README, body, headers=headers)
-    [result] = fetch_all([README], client, FAST, sleep=no_sleep)
+    [result] = fetch_all([README], client, FAST, sleep=no_sleep, accept=DOC_ACCEPT)  # what github-md/rst pass
     assert not result.ok and needle in result.reason and not result.retryable
     assert result.text is None
 
@@ -97,8 +97,12 @@ def test_a_kind_that_takes_other_bodies_passes_its_own_accept(docs_server, clien
     assert got.ok and got.content == zipped and got.text is None and got.content_type == "application/zip"
     [page] = fetch_all([CONTRIB], client, FAST, sleep=no_sleep, accept=html)
     assert page.ok and "<script>" in page.text
-    [refused] = fetch_all([CONTRIB], client, FAST, sleep=no_sleep)  # the default: markdown/RST only
+    [refused] = fetch_all([CONTRIB], client, FAST, sleep=no_sleep, accept=DOC_ACCEPT)  # github-md's
     assert not refused.ok
+    [anything] = fetch_all([CONTRIB], client, FAST, sleep=no_sleep)  # the default: any UTF-8 text, as before
+    assert anything.ok
+    [raw] = [fetch.fetch_one(README, client, FAST, no_sleep, binary=True)]
+    assert raw.ok and raw.content == zipped
 
 
 # ── defect 5: a slow drip ends at the document and slot deadlines ────────────

@@ -24,6 +24,7 @@ from deadzone_build.errors import DatabaseError, ReleaseError
 from deadzone_build.embed.pin import pin_id
 from deadzone_build.registry.keys import registry_digest
 from deadzone_build.registry.load import load_registry
+from deadzone_build.settings import manifest_path
 
 ASSET_DB = "deadzone.db"
 ASSET_SHA256 = "deadzone.db.sha256"
@@ -230,7 +231,7 @@ def _db_keys(db: Path) -> list[str]:
 def _check_manifest(db: Path, digest: str, meta: Mapping[str, str], db_keys: list[str],
                     allow_incomplete: bool) -> Path:
     """manifest.json must describe this very db (see the module docstring); returns its path."""
-    path = db.with_name(ASSET_MANIFEST)
+    path = manifest_path(db)  # published as ASSET_MANIFEST whatever the local name
     try:
         manifest = json.loads(path.read_bytes())
     except FileNotFoundError:

@@ -33,7 +33,13 @@ class Accept:
     what: str = "a document"
 
 
-# raw.githubusercontent.com serves every file as text/plain; other hosts use these for docs.
+# Any UTF-8 text, whatever its Content-Type, HTML and empty bodies included: what every kind got
+# before content checks existed (the default of fetch_all/fetch_one, so no kind changes unasked).
+TEXT_ACCEPT = Accept(media_types=None, text=True, html=True, empty=True, what="a text document")
+# Any body, kept as bytes (fetch_one(binary=True): a Go module zip).
+BINARY_ACCEPT = Accept(media_types=None, text=False, html=True, empty=True, what="a file")
+# github-md / github-rst: raw.githubusercontent.com serves every file as text/plain; other hosts
+# use these for docs.
 DOC_ACCEPT = Accept(media_types=frozenset({
     "text/plain", "text/markdown", "text/x-markdown", "text/x-rst", "text/prs.fallenstein.rst",
     "application/octet-stream", "binary/octet-stream"}), what="a markdown or reStructuredText document")

@@ -6,10 +6,13 @@
 
 Retried with exponential backoff: timeouts, connection errors, truncated bodies, 429 and 5xx
 (and a 403 that carries Retry-After or an exhausted rate limit). `Retry-After` (seconds or an
-HTTP date) replaces the backoff, capped by `max_retry_after`.
+HTTP date) replaces the backoff, and so does an exhausted GitHub rate limit's `x-ratelimit-reset`,
+both capped by `max_retry_after` (the shared rules are in deadzone_build/retry.py).
 Dropped at once: 404/410, other 4xx, a body over `max_bytes` (counted while decoding, so a
 compression bomb never takes more than the cap), a body the source's `Accept` refuses (for docs:
-an HTML page, an empty body, a binary or non-UTF-8 body), a redirect to a host it may not go to.
+an HTML page, an empty body, a binary or non-UTF-8 body), a redirect to a host it may not go to. The default `Accept` is
+any UTF-8 text (what every kind got before); `github-md`/`github-rst` pass `DOC_ACCEPT`, and
+`binary=True` keeps the raw body of any file.
 
 A drop is *retryable* (`FetchResult.retryable`) when its cause may go away by itself: 5xx, 429,
 timeouts, connection errors, truncated bodies, a deadline. The pipeline marks an artifact built
@@ -35,27 +38,26 @@ per-kind content checks in sources/body.py; this module re-exports their public 
 from __future__ import annotations
 
 import dataclasses
-import email.utils
 import hashlib
 import math
 import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from http import HTTPStatus
 from typing import Any, Callable, Sequence
 
 import httpx
 
 from deadzone_build.errors import FetchError
+from deadzone_build.retry import backoff, is_rate_limited, server_wait
 from deadzone_build.sources.network import (  # noqa: F401 - part of this module's interface
     OFFLINE_HINT, UNREACHABLE_AFTER_SLOTS, _health, network_looks_unreachable, offline_hint, reset_network_health)
 from deadzone_build.sources.transport import (  # noqa: F401 - part of this module's interface
-    CLIENT_REWRITES, REWRITE_ENV, REWRITE_FORM, TOKEN_ENVS, USER_AGENT, is_github_url, make_client, parse_rewrite,
-    redirect_problem, rewrite_from_env, rewrite_url, token_from_env)
-from deadzone_build.sources.body import (DOC_ACCEPT, Accept, DeadlinePassed, TooLarge, UndecodableBody, body_problem,
-                                         media_problem, read_bounded)
+    CLIENT_REWRITES, REWRITE_ENV, REWRITE_FORM, USER_AGENT, is_github_url, make_client, parse_rewrite,
+    redirect_problem, rewrite_from_env, rewrite_url)
+from deadzone_build.sources.body import (BINARY_ACCEPT, DOC_ACCEPT, TEXT_ACCEPT, Accept, DeadlinePassed, TooLarge,
+                                         UndecodableBody, body_problem, media_problem, read_bounded)
 
 # A slot fails when more than this fraction of its URLs were dropped (or all of them).
 MAX_DROP_FRACTION = 0.5
@@ -127,10 +129,12 @@ class FetchResult:
     reason: str | None = None
     attempts: int = 0
     content_type: str | None = None  # the response's media type, lowercased, without parameters
+    etag: str | None = None  # validators, for conditional requests (deadzone-build lock)
+    last_modified: str | None = None
     final_url: str | None = None  # where the redirects ended, when they did (None: no redirect)
     retryable: bool = False  # a drop whose cause may pass (5xx, 429, timeout, network, deadline)
     unreachable: bool = False  # a drop because no connection could be made (DNS, refused)
-    content: bytes | None = None  # the raw body, for sources whose Accept is not text
+    content: bytes | None = None  # the raw body, for `binary=True` / a non-text Accept (text stays None)
 
     def report(self) -> dict[str, object]:
         """The per-URL entry of meta.json: no text, no timings, no attempt count (all vary).
@@ -162,12 +166,12 @@ class _Retry:
 
 def fetch_all(urls: Sequence[str], client: httpx.Client, settings: FetchSettings,
               on_result: Callable[[FetchResult], None] | None = None,
-              sleep: Callable[[float], None] = time.sleep, accept: Accept = DOC_ACCEPT) -> list[FetchResult]:
+              sleep: Callable[[float], None] = time.sleep, accept: Accept = TEXT_ACCEPT) -> list[FetchResult]:
     """Fetch every URL (at most `settings.concurrency` at once); results in input order.
 
     A URL that fails is a dropped FetchResult, never an exception. `on_result` is called in the
     calling thread, in completion order, once per URL (for progress). `sleep` waits between retries.
-    `accept` says which bodies the source takes (default: markdown/RST documents). All of it
+    `accept` says which bodies the source takes (default: any UTF-8 text). All of it
     ends by `settings.slot_deadline`.
     """
     if not urls:
@@ -206,10 +210,16 @@ def fetch_all(urls: Sequence[str], client: httpx.Client, settings: FetchSettings
 
 
 def fetch_one(url: str, client: httpx.Client, settings: FetchSettings,
-              sleep: Callable[[float], None] = time.sleep, accept: Accept = DOC_ACCEPT, *,
-              deadline: float | None = None) -> FetchResult:
+              sleep: Callable[[float], None] = time.sleep, accept: Accept = TEXT_ACCEPT, *,
+              deadline: float | None = None, binary: bool = False,
+              headers: dict[str, str] | None = None) -> FetchResult:
     """One URL with retries, within `settings.doc_deadline` (and `deadline`, a time.monotonic()
-    instant, when given); never raises for an HTTP or network failure."""
+    instant, when given); never raises for an HTTP or network failure.
+
+    `binary=True` keeps the raw body in `content` (no text checks): for archives such as a Go
+    module zip (the same as `accept=BINARY_ACCEPT`). `headers` are extra request headers (e.g.
+    If-None-Match); a 304 answer is an ok result with `http_status=304`."""
+    accept = BINARY_ACCEPT if binary else accept
     own = time.monotonic() + settings.doc_deadline
     until = own if deadline is None else min(own, deadline)
     attempts = settings.retries + 1
@@ -221,7 +231,7 @@ def fetch_one(url: str, client: httpx.Client, settings: FetchSettings,
                 outcome = dataclasses.replace(outcome, reason=f"{outcome.reason}; then {_deadline_reason(settings)}")
             break
         made += 1
-        attempt = _attempt(url, client, settings, accept, until)
+        attempt = _attempt(url, client, settings, accept, until, headers)
         if isinstance(attempt, FetchResult):
             attempt.attempts = made
             return attempt
@@ -246,33 +256,16 @@ def _deadline_reason(settings: FetchSettings, before_start: bool = False) -> str
 def _retry_wait(retry: _Retry, attempt: int, settings: FetchSettings) -> float:
     if retry.retry_after is not None:
         return min(retry.retry_after, settings.max_retry_after)
-    return min(settings.backoff_base * 2 ** (attempt - 1), settings.max_retry_after)
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delay-seconds or HTTP date); None if absent or unreadable."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
+    return backoff(attempt, settings.backoff_base, settings.max_retry_after)
 
 
 def _attempt(url: str, client: httpx.Client, settings: FetchSettings, accept: Accept,
-             deadline: float) -> FetchResult | _Retry:
+             deadline: float, headers: dict[str, str] | None = None) -> FetchResult | _Retry:
     rewrite = CLIENT_REWRITES.get(client, ())
     current = url
     try:
         for _ in range(MAX_REDIRECTS + 1):
-            with client.stream("GET", current) as response:
+            with client.stream("GET", current, headers=headers) as response:
                 if response.is_redirect:
                     target = str(response.url.join(response.headers["Location"]))
                     problem = redirect_problem(current, target, rewrite)
@@ -316,10 +309,22 @@ def _read_response(url: str, response: httpx.Response, settings: FetchSettings, 
     label = _status_label(status)
     if status in _GONE:
         return _dropped(url, status, f"{label}: the document is not at this URL; fix or remove it in the registry.")
-    if status == 429 or status >= 500 or (status == 403 and _rate_limited(response)):
-        return _Retry(label, status, parse_retry_after(response.headers.get("Retry-After")))
+    limited = is_rate_limited(status, response.headers)
+    # GitHub's primary limit names its reset instead of sending Retry-After (retry.server_wait)
+    reset = server_wait(response.headers) if limited and "Retry-After" not in response.headers else None
+    if reset is not None and reset > settings.max_retry_after:
+        result = _dropped(url, status, f"{label}: the API rate limit is exhausted and resets in {reset:.0f} s "
+                                       f"(longer than max_retry_after {settings.max_retry_after:g} s); "
+                                       "set GITHUB_TOKEN for a higher limit or retry after the reset.")
+        result.retryable = True  # it passes at the reset
+        return result
+    if status >= 500 or limited:
+        return _Retry(label, status, server_wait(response.headers))
     if status in (401, 403):
         return _dropped(url, status, f"{label}: set GITHUB_TOKEN if the repository is private.")
+    if status == 304 and _asked_conditionally(response):
+        return FetchResult(url, ok=True, http_status=304, etag=response.headers.get("ETag"),
+                           last_modified=response.headers.get("Last-Modified"))
     if not 200 <= status < 300:
         return _dropped(url, status, f"{label}.")
     declared = response.headers.get("Content-Length", "")
@@ -338,7 +343,14 @@ def _read_response(url: str, response: httpx.Response, settings: FetchSettings, 
         return _dropped(url, status, f"{exc}; link an uncompressed copy or remove the URL.")
     result = _decode(url, status, body, accept)
     result.content_type = media or None
+    result.etag = response.headers.get("ETag")
+    result.last_modified = response.headers.get("Last-Modified")
     return result
+
+
+def _asked_conditionally(response: httpx.Response) -> bool:
+    """Did we ask conditionally? A 304 to a plain GET is a server bug, not "unchanged"."""
+    return "if-none-match" in response.request.headers or "if-modified-since" in response.request.headers
 
 
 def _status_label(status: int) -> str:
@@ -348,12 +360,7 @@ def _status_label(status: int) -> str:
         return f"HTTP {status}"
 
 
-def _rate_limited(response: httpx.Response) -> bool:
-    """GitHub answers 403 (not only 429) when a rate limit is hit."""
-    return "Retry-After" in response.headers or response.headers.get("X-RateLimit-Remaining") == "0"
-
-
-def _decode(url: str, status: int, body: bytes, accept: Accept = DOC_ACCEPT) -> FetchResult:
+def _decode(url: str, status: int, body: bytes, accept: Accept = TEXT_ACCEPT) -> FetchResult:
     digest = hashlib.sha256(body).hexdigest()
     problem = body_problem(body, accept)
     if problem:

@@ -18,12 +18,12 @@ import httpx
 
 from deadzone_build import __version__
 from deadzone_build.errors import FetchError
+from deadzone_build.settings import github_token
 
 if TYPE_CHECKING:
     from deadzone_build.sources.fetch import FetchSettings
 
 REWRITE_ENV = "DEADZONE_URL_REWRITE"
-TOKEN_ENVS = ("GITHUB_TOKEN", "GH_TOKEN")
 REWRITE_FORM = ("PREFIX=REPLACEMENT, several separated by ';', "
                 "e.g. https://raw.githubusercontent.com/=http://127.0.0.1:8000/")
 USER_AGENT = f"deadzone-build/{__version__}"
@@ -58,15 +58,6 @@ def _url_problem(side: str, url: str) -> str | None:
 def rewrite_from_env() -> list[tuple[str, str]]:
     """The pairs of $DEADZONE_URL_REWRITE (none when unset)."""
     return parse_rewrite(os.environ.get(REWRITE_ENV, ""))
-
-
-def token_from_env() -> str | None:
-    """$GITHUB_TOKEN, else $GH_TOKEN, else None."""
-    for name in TOKEN_ENVS:
-        token = os.environ.get(name, "").strip()
-        if token:
-            return token
-    return None
 
 
 def rewrite_url(url: str, rewrite: Sequence[tuple[str, str]]) -> str:
@@ -126,7 +117,7 @@ def make_client(settings: FetchSettings, *, rewrite: list[tuple[str, str]] | Non
     a proxy mount would bypass the rewriting transport.
     """
     rewrite = rewrite_from_env() if rewrite is None else rewrite
-    token = token_from_env() if token is None else (token or None)
+    token = github_token() if token is None else (token or None)
     # No connection cap: fetch_all's thread pool bounds concurrency, and a cap here would only
     # add pool waits when several slots share one client.
     inner = httpx.HTTPTransport(limits=httpx.Limits(max_connections=None,
