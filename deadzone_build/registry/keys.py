@@ -47,8 +47,17 @@ def source_key_inputs(slot: Slot) -> dict[str, Any]:
     return extra(slot) if extra else {}
 
 
+def _agent_key_inputs(slot: Slot) -> dict[str, Any]:
+    # extractor pins + route (deterministic, or endpoint model + prompt version) from the environment:
+    # switching model rebuilds exactly the scrape-via-agent slots. Imported here, not at the top, so
+    # keying other kinds never imports the sources package.
+    from deadzone_build.sources.agent.route import slot_key_inputs
+
+    return slot_key_inputs(slot)
+
+
 # kind -> function(slot) -> dict of the inputs that shape that kind's documents
-_SOURCE_KEY_INPUTS: dict[str, Callable[[Slot], dict[str, Any]]] = {}
+_SOURCE_KEY_INPUTS: dict[str, Callable[[Slot], dict[str, Any]]] = {"scrape-via-agent": _agent_key_inputs}
 
 
 def key_from_inputs(slug: str, inputs: dict[str, Any]) -> str:

@@ -11,8 +11,17 @@ through `context.client` with `context.settings` (the fetcher's retries, caps an
 
 from __future__ import annotations
 
-from deadzone_build.sources.base import (Document, ProgressFn, SourceContext, SourceResult, source_for,
-                                          supported_kinds)
+from typing import Any
 
 __all__ = ["Document", "ProgressFn", "SourceContext", "SourceResult", "source_for",
            "supported_kinds"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy (PEP 562): importing a light submodule (agent.route, used while computing keys) must not
+    # import base.py and with it httpx.
+    if name in __all__:
+        from deadzone_build.sources import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

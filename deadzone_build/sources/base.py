@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import httpx
@@ -39,6 +40,7 @@ class SourceContext:
     client: httpx.Client
     settings: FetchSettings
     progress: ProgressFn = field(default=lambda stage, done, total: None)
+    cache_dir: Path | None = None  # for sources that cache (scrape-via-agent's answers); None: $DEADZONE_CACHE
 
 
 class Source(Protocol):
@@ -46,9 +48,10 @@ class Source(Protocol):
 
 
 def _registry() -> dict[str, Source]:
-    from deadzone_build.sources import github_docs
+    from deadzone_build.sources import agent, github_docs
 
-    return {"github-md": github_docs.collect, "github-rst": github_docs.collect}
+    return {"github-md": github_docs.collect, "github-rst": github_docs.collect,
+            "scrape-via-agent": agent.collect}
 
 
 def supported_kinds() -> tuple[str, ...]:
