@@ -59,18 +59,21 @@ def test_content_types(html_site, tmp_path) -> None:
     untyped = html_site.serve("bare", (html_site.root / "jinja2" / "tricks.html").read_bytes(), None)
     xhtml = html_site.serve("page.xhtml", "<html><body><main><h1>X</h1><pre>a</pre></main></body></html>",
                             "application/xhtml+xml")
-    slot = agent_slot(pdf, md, plain, untyped, xhtml, png, html_site.url("click/quickstart.html"))
+    mislabelled = html_site.serve("raw/tricks.html", (html_site.root / "jinja2" / "tricks.html").read_bytes(),
+                                  "text/plain; charset=utf-8")
+    slot = agent_slot(pdf, md, plain, untyped, xhtml, png, mislabelled, html_site.url("click/quickstart.html"))
     result = collect(slot, tmp_path)
     by_url = {r["url"]: r for r in result.reports}
     for url, media in ((pdf, "application/pdf"), (png, "image/png")):
         assert by_url[url]["status"] == "dropped" and f"content type {media} is not a documentation page" \
             in by_url[url]["reason"] and by_url[url]["sha256"]
     assert by_url[md]["route"] == by_url[plain]["route"] == "served-markdown"
-    assert by_url[untyped]["route"] == by_url[xhtml]["route"] == "deterministic"
+    assert by_url[untyped]["route"] == by_url[xhtml]["route"] == by_url[mislabelled]["route"] == "deterministic"
     docs = {d.url: d.markdown for d in result.documents}
     assert docs[md] == "# Guide\n\nUse `it`.\n"  # cleaned like github-md (front matter gone)
     assert "## Null-Default Fallback" in docs[untyped] and docs[xhtml] == "# X\n\n```\na\n```\n"
-    assert list(docs) == [md, plain, untyped, xhtml, html_site.url("click/quickstart.html")]
+    assert docs[mislabelled] == docs[untyped]
+    assert list(docs) == [md, plain, untyped, xhtml, mislabelled, html_site.url("click/quickstart.html")]
 
 
 def test_only_unreadable_types_fail_the_slot_with_each_reason(html_site, tmp_path) -> None:

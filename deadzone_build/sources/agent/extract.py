@@ -6,12 +6,12 @@ Route: selectolax (lexbor) finds the main content and removes the page chrome, t
 html-to-markdown (Rust) converts it; every `<pre>` is cut out before the conversion and put back
 afterwards as a fenced block holding its text exactly (HTML entities decoded, highlighting spans
 removed, trailing newlines dropped), so no converter rule can touch code. Why these libraries
-(measured with `bench/html_extract.py` on the Sphinx and MkDocs pages in tests/fixtures/html/):
-trafilatura lost 34 of 142 `<pre>` blocks on Jinja's templates page, kept the `¶` permalinks in
-headings and dropped tables; markdownify after the same selection lost 49 of 142 and took 14× longer
-than html-to-markdown; html-to-markdown on the whole page kept the footer ("© Copyright",
-"Created using Sphinx") and the permalinks. Selection + html-to-markdown kept every block and
-heading and no navigation text.
+(measured with `bench/html_extract.py` on the Sphinx and MkDocs pages in tests/fixtures/html/:
+289 `<pre>`, 115 headings, 80 navigation strings): this route keeps 289/289 blocks and 115/115
+headings and leaks no navigation text. trafilatura kept 123 blocks and 12 headings (it drops the blank
+lines inside code and leaves `¶` in headings) at ~8× the time; html-to-markdown on the whole page kept 271
+(not the code inside MkDocs' layout tables), no heading intact and 12 navigation strings ("© Copyright",
+"Created using Sphinx"); markdownify after the same selection kept 221 blocks at ~10× the time.
 
 Main content, first match wins (MAIN_SELECTORS): Sphinx (`[itemprop=articleBody]` of the
 Read-the-Docs theme, `div.body[role=main]` of the basic themes), MkDocs (`article.md-content__inner`

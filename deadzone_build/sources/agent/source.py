@@ -5,7 +5,9 @@ Per URL (fetched by sources/fetch.py: shared retries, caps, rewrite):
     text/html, application/xhtml+xml          extract.py → markdown (deterministic); with an endpoint,
                                               each section of that markdown goes through it (below)
     text/markdown, text/x-markdown, text/plain cleaned like `github-md`, never sent to the endpoint
-    no Content-Type                           HTML if it starts like an HTML document, else markdown
+                                              (already markdown: nothing to extract)
+    no Content-Type, or text/plain            HTML if it starts like an HTML document (a mislabelled
+                                              page, or a raw mirror such as tests/serve_mirror.py), else markdown
     anything else (PDF, images, …)            a soft drop: reported with its type, not counted
                                               against the slot (it only fails when no page is left)
 
@@ -119,8 +121,10 @@ def _soft_drop_reason(result: fetch.FetchResult) -> str | None:
 
 
 def _is_html(result: fetch.FetchResult) -> bool:
-    if result.content_type is not None:
-        return result.content_type in HTML_TYPES
+    if result.content_type in HTML_TYPES:
+        return True
+    if result.content_type not in (None, "text/plain"):
+        return False
     head = (result.text or "").lstrip()[:512].lower()
     return head.startswith(("<!doctype html", "<html", "<?xml")) or "<html" in head
 
