@@ -140,3 +140,14 @@ def test_pyproject_pins_what_the_key_names() -> None:
     text = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text("utf-8")
     for name, version in route.EXTRACTOR_PINS.items():
         assert f'"{name}=={version}"' in text
+
+
+def test_sphinx_api_signatures_become_one_code_span() -> None:
+    html = ('<div class="body" role="main"><h2>API</h2><dl class="py function">'
+            '<dt class="sig sig-object py" id="click.command"><span class="sig-prename">click.</span>'
+            '<span class="sig-name">command</span>(<em class="sig-param">name: Optional[str] = None</em>, '
+            '<em class="sig-param">**attrs: Any</em>)<a class="reference internal" href="_modules/x.html">'
+            '<span class="viewcode-link">[source]</span></a><a class="headerlink" href="#click.command">¶</a></dt>'
+            '<dd><p>Creates a new command.</p></dd></dl></div>')
+    assert extract_markdown(html, "u").markdown == (
+        "## API\n\n`click.command(name: Optional[str] = None, **attrs: Any)`\n\nCreates a new command.\n")

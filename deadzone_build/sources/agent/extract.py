@@ -19,12 +19,14 @@ of Material, `div[role=main]` of the built-in themes), Docusaurus (`article .mar
 `main`, `article`, `[role=main]`, and the whole `<body>` as a last resort. Inside it, DROP_SELECTORS
 (navigation, permalinks, search, edit buttons, scripts, styles, forms) are removed. A table that
 holds code or lists is a layout table: its cells become consecutive blocks (a markdown table
-cannot hold a code block). Links to other pages of the site or to anchors keep their text only
+cannot hold a code block). A Sphinx API signature (`dt.sig`) becomes one code span of its text.
+Links to other pages of the site or to anchors keep their text only
 (a relative URL is useless in an offline index); absolute http(s) links stay.
 """
 
 from __future__ import annotations
 
+from html import escape as escape_html
 import re
 from dataclasses import dataclass
 from importlib import metadata
@@ -90,6 +92,8 @@ def extract_markdown(html: str, url: str) -> Extraction:
     for selector in DROP_SELECTORS:
         for node in main.css(selector):
             node.decompose()
+    for signature in main.css("dt.sig"):  # Sphinx API signatures: one code span, not a run of emphasis
+        signature.inner_html = f"<code>{escape_html(' '.join(signature.text(deep=True).split()))}</code>"
     for link in main.css("a"):
         if not (link.attributes.get("href") or "").startswith(_ABSOLUTE):
             link.unwrap()
