@@ -11,17 +11,25 @@ from pathlib import Path
 
 import pytest
 
+from deadzone_build.db.consolidate import consolidate
+from deadzone_build.db.search import search
 from deadzone_build.errors import ScrapeError
 from deadzone_build.pipeline.artifact import DATA_FILES, META_FILE, read_artifact, verify_artifact
 from deadzone_build.pipeline.explain import explain_slot
 from deadzone_build.pipeline.scrape import scrape_slot
-from deadzone_build.registry.keys import slot_key
+from deadzone_build.registry.keys import registry_digest, slot_key
 from deadzone_build.registry.load import parse_registry
 from deadzone_build.sources.fetch import FetchSettings, make_client
 from fx_llm import MODEL
 
 FAST = FetchSettings(connect_timeout=2.0, read_timeout=5.0, retries=1, backoff_base=0.0, max_retry_after=0.05)
 PAGES = ("click/quickstart.html", "attrs/examples.html", "jinja2/tricks.html", "mkdocs-literate-nav/index.html")
+
+
+QUERIES = {"nest commands inside a group": "click/quickstart.html",
+           "run a validator on an attribute value": "attrs/examples.html",
+           "SUMMARY.md navigation file": "mkdocs-literate-nav/index.html",
+           "highlight the active menu item in a navigation bar": "jinja2/tricks.html"}
 
 
 def registry_slot(site):
@@ -74,6 +82,12 @@ def test_builds_without_endpoint_with_it_and_from_the_answer_cache(html_site, fa
     explained = explain_slot(slot, artifacts)
     assert explained.current and explained.route == f"route endpoint, model {MODEL}, prompt version 1"
     endpoint_bytes = files(agent.path)
+    # the index is searchable: questions land on the page that answers them
+    db = consolidate(slots=[slot], artifacts_dir=artifacts, db_path=tmp_path / "deadzone.db",
+                     registry_digest=registry_digest([slot]), built_at="").db_path
+    for query, page in QUERIES.items():
+        hits = search(db, query, embedder=embedder, limit=3)
+        assert html_site.url(page) in [hit.url for hit in hits], (query, [(h.url, h.heading_path) for h in hits])
     asked = len(fake_llm.chats())
     assert asked == sum(r["sections"] for r in meta["urls"])
 
