@@ -129,12 +129,15 @@ def test_a_bad_answer_falls_back_to_the_extracted_section(mode, reason, html_sit
 
 
 def test_whitespace_drift_in_code_is_accepted_and_the_page_bytes_kept(html_site, with_endpoint, tmp_path) -> None:
-    with_endpoint.mode = "whitespace"
-    result = collect(agent_slot(html_site.url("attrs/examples.html")), tmp_path)
+    url = html_site.url("click/quickstart.html")
+    with_endpoint.mode = "whitespace"  # the fake doubles the indentation of every code line
+    result = collect(agent_slot(url), tmp_path)
     assert result.reports[0]["fallbacks"] == []
+    assert "\n    click.echo('Hello World!')" in with_endpoint.chats()[0].body["messages"][1]["content"]
     with_endpoint.mode = "echo"
-    reference = collect(agent_slot(html_site.url("attrs/examples.html")), tmp_path / "other-cache")
+    reference = collect(agent_slot(url), tmp_path / "other-cache")
     assert result.documents[0].markdown == reference.documents[0].markdown
+    assert "\n    click.echo('Hello World!')" in result.documents[0].markdown
 
 
 def test_endpoint_down_at_start_up_fails_the_slot_fast(html_site, monkeypatch, tmp_path) -> None:
@@ -171,3 +174,17 @@ def test_route_is_in_the_key_of_agent_slots_only(monkeypatch) -> None:
     assert key_inputs(agent)["source"] == {"extractor": {"html-to-markdown": "3.21.2", "selectolax": "1.0.2"},
                                            "extract_rules": "1", "route": "endpoint", "model": "model-b",
                                            "prompt_version": "1"}
+
+
+def test_a_single_block_over_the_input_cap_is_kept_as_extracted(html_site, with_endpoint, tmp_path) -> None:
+    code = "\n".join(f"line_{i} = {i} * 2  # generated" for i in range(3000))  # ~100 KB, one <pre>
+    page = html_site.serve("big.html", f"<html><body><main><h1>Big</h1><p>Intro.</p><pre>{code}</pre>"
+                                       "<h2>After</h2><p>Tail’s text.</p></main></body></html>", "text/html")
+    result = collect(agent_slot(page), tmp_path)
+    report = result.reports[0]
+    assert report["sections"] == 3 and report["sections_from_endpoint"] == 2
+    assert report["fallbacks"] == [{"section": 1, "reason": "one block over the input cap of 49152 bytes: "
+                                                            "kept as extracted"}]
+    assert [b.content for b in code_blocks(result.documents[0].markdown)] == [code]
+    assert "Tail's text." in result.documents[0].markdown  # the sections around it were answered
+    assert all(code not in r.body["messages"][1]["content"] for r in with_endpoint.chats())
