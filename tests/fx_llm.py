@@ -14,6 +14,7 @@ What each chat request gets is its mode (`server.mode`, or the next one queued w
     malformed HTTP 200 whose body is not JSON
     invent    echo plus a code block the page does not have
     drop      echo without its first code block
+    wrapped   echo inside <think>…</think> and a ```markdown fence (what chatty models do)
     whitespace echo with every code line's indentation doubled (passes the check; the source's bytes
               must come back)
 
@@ -115,6 +116,8 @@ def _answer_for(mode: str, user: str) -> str:
         return _echo(user).rstrip("\n") + "\n\n" + INVENTED
     if mode == "drop":
         return re.sub(r"^(`{3,})[^\n]*\n.*?^\1[ \t]*$\n?", "", _echo(user), count=1, flags=re.M | re.S)
+    if mode == "wrapped":
+        return "<think>\nThe user wants markdown.\n</think>\n\n````markdown\n" + _echo(user).rstrip("\n") + "\n````\n"
     if mode == "whitespace":
         out, fence = [], None
         for line in _echo(user).split("\n"):

@@ -11,7 +11,7 @@ from deadzone_build.sources.agent.answers import AnswerCache, answer_digest
 from deadzone_build.sources.agent.endpoint import request_body
 from deadzone_build.sources.agent.extract import extract_markdown
 from deadzone_build.sources.agent.sections import split_pieces
-from deadzone_build.sources.agent.verify import check_answer, code_blocks, normalise
+from deadzone_build.sources.agent.verify import check_answer, code_blocks, normalise, tidy_answer
 from fx_htmlsite import HTML_DIR
 
 SOURCE = ["def f(x):\n    return x < 1", "$ pip install click"]
@@ -60,6 +60,13 @@ def test_a_lost_or_rewritten_code_block_fails() -> None:
 def test_quoting_part_of_a_block_is_allowed_when_the_block_is_also_there() -> None:
     answer = PAGE + "\nThe key line:\n\n```\nreturn x < 1\n```\n"
     assert check_answer(answer, SOURCE)[0] is None
+
+
+def test_tidy_answer_unwraps_only_a_markdown_fence_around_everything() -> None:
+    assert tidy_answer("<think>hmm</think>\n\n# T\n") == "# T\n"
+    assert tidy_answer("```markdown\n# T\n\n```py\nx\n```\n```\n") == "# T\n\n```py\nx\n```\n"
+    assert tidy_answer("```\nonly code\n```\n") == "```\nonly code\n```\n"  # a real code block stays
+    assert tidy_answer(PAGE) == PAGE
 
 
 # ── sections ─────────────────────────────────────────────────────────────────

@@ -13,7 +13,8 @@ Per URL (fetched by sources/fetch.py: shared retries, caps, rewrite):
 
 With an endpoint (route.py), a page's markdown is split by section into pieces of at most
 `max_input_bytes` (sections.py: nothing is cut off), each piece is answered from the answer cache
-(answers.py) or by the endpoint (endpoint.py), and the answer is checked (verify.py). A piece whose
+(answers.py) or by the endpoint (endpoint.py), stripped of a `<think>` block or a fence around it
+all, and checked (verify.py). A piece whose
 answer fails the check, or that gets no answer within the retries and deadline, or that is a single
 block over the cap, keeps its deterministic markdown; the per-URL report lists each such fallback
 with its reason. The ping runs only when some piece is not in the cache, so a build the cache fully
@@ -42,7 +43,7 @@ from deadzone_build.sources.agent.extract import check_versions, extract_markdow
 from deadzone_build.sources.agent.route import (DETERMINISTIC, ENDPOINT, PROMPT_VERSION, Route,
                                                 RouteConfigError, route_from_env)
 from deadzone_build.sources.agent.sections import split_pieces
-from deadzone_build.sources.agent.verify import check_answer, code_blocks
+from deadzone_build.sources.agent.verify import check_answer, code_blocks, tidy_answer
 from deadzone_build.sources.base import Document, SourceContext, SourceResult
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -191,7 +192,8 @@ def _answer(slot: Slot, pages: list[_Page], route: Route, context: SourceContext
             except EndpointFailed as exc:
                 tick()
                 return job, None, f"endpoint: {exc}; kept as extracted"
-            problem, checked = check_answer(raw, [b.content for b in code_blocks(job.page.pieces[job.index])])
+            problem, checked = check_answer(tidy_answer(raw),
+                                            [b.content for b in code_blocks(job.page.pieces[job.index])])
             if problem is None and cached is None:
                 cache.put(job.digest, raw, model=route.model or "")
             tick()

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from markdown_it import MarkdownIt
 
 _SPACES = re.compile(r"[ \t]+")
+_THINKING = re.compile(r"\A\s*<think>.*?</think>\s*", re.S)
+_WRAPPED = re.compile(r"\s*(?P<fence>`{3,}|~{3,})[ \t]*(?:markdown|md)[ \t]*\n(?P<body>.*)\n(?P=fence)[ \t]*\s*", re.S)
 _parser = MarkdownIt("commonmark")
 
 
@@ -35,6 +37,14 @@ class CodeBlock:
     content: str  # as written inside the fence, without its final newline
     start: int  # line range of the whole fenced block in the markdown (0-based, end exclusive)
     end: int
+
+
+def tidy_answer(answer: str) -> str:
+    """The markdown inside what models add despite the prompt: a leading `<think>…</think>` block,
+    and one ```` ```markdown ```` fence around the whole answer."""
+    text = _THINKING.sub("", answer)
+    wrapped = _WRAPPED.fullmatch(text)
+    return wrapped.group("body") + "\n" if wrapped else text
 
 
 def code_blocks(markdown: str) -> list[CodeBlock]:
