@@ -82,6 +82,16 @@ def test_only_unreadable_types_fail_the_slot_with_each_reason(html_site, tmp_pat
         collect(slot, tmp_path)
 
 
+def test_a_page_without_text_is_a_soft_drop(html_site, tmp_path) -> None:
+    spa = html_site.serve("app.html", '<html><body><div id="root"></div><script src="app.js"></script></body></html>',
+                          "text/html")
+    result = collect(agent_slot(spa, html_site.url("jinja2/tricks.html")), tmp_path)
+    assert result.reports[0]["status"] == "dropped" and "rendered by JavaScript" in result.reports[0]["reason"]
+    assert [d.url for d in result.documents] == [html_site.url("jinja2/tricks.html")]
+    with pytest.raises(ScrapeError, match=r"no page gave any text: .*app\.html \(no text in the page"):
+        collect(agent_slot(spa), tmp_path)
+
+
 def test_missing_pages_follow_the_fetch_policy(html_site, tmp_path) -> None:
     slot = agent_slot(html_site.url("click/nope.html"), html_site.url("click/gone.html"), html_site.url("click/quickstart.html"))
     with pytest.raises(ScrapeError, match="2 of 3 URLs could not be fetched"):

@@ -10,6 +10,7 @@ Per URL (fetched by sources/fetch.py: shared retries, caps, rewrite):
                                               page, or a raw mirror such as tests/serve_mirror.py), else markdown
     anything else (PDF, images, …)            a soft drop: reported with its type, not counted
                                               against the slot (it only fails when no page is left)
+    a page whose main content has no text     a soft drop too (typically a page rendered by JavaScript)
 
 With an endpoint (route.py), a page's markdown is split by section into pieces of at most
 `max_input_bytes` (sections.py: nothing is cut off), each piece is answered from the answer cache
@@ -49,6 +50,8 @@ from deadzone_build.sources.base import Document, SourceContext, SourceResult
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 MARKDOWN_TYPES = frozenset({"text/markdown", "text/x-markdown", "text/plain"})
 SERVED_MARKDOWN = "served-markdown"
+EMPTY_PAGE = ("no text in the page's main content (rendered by JavaScript?); link a page that holds the "
+              "text, or remove the URL.")
 _ENDPOINT_WORKERS = 4  # requests in flight per slot: endpoints are slow, and most serve a few at once
 
 
@@ -81,6 +84,12 @@ def collect(slot: Slot, context: SourceContext) -> SourceResult:
         raise ScrapeError(f"{slot.label}: no artifact written (the previous one, if any, is untouched): {failure}")
     pages = [_page(result, route) if reason is None and result.ok and result.text is not None else None
              for result, reason in zip(results, soft)]
+    for index, page in enumerate(pages):
+        if page is not None and not page.markdown.strip():
+            pages[index], soft[index] = None, EMPTY_PAGE
+    if not any(pages):
+        listed = "; ".join(f"{r.url} ({reason or r.reason})" for r, reason in zip(results, soft))
+        raise ScrapeError(f"{slot.label}: no artifact written: no page gave any text: {listed}.")
     if route.name == ENDPOINT:
         _answer(slot, [page for page in pages if page is not None and page.route == ENDPOINT], route, context)
     documents: list[Document] = []
