@@ -163,7 +163,7 @@ def _answer(slot: Slot, pages: list[_Page], route: Route, context: SourceContext
     """Fill every page's `answers` (None where the deterministic piece stays) and `fallbacks`."""
     settings = EndpointSettings.from_env(context.settings)
     cache = AnswerCache(context.cache_dir or paths.cache_dir())
-    assert route.model is not None
+    model = route.model or ""  # route_from_env never builds an endpoint route without one
     jobs: list[_Job] = []
     for page in pages:
         page.pieces = split_pieces(page.markdown, settings.max_input_bytes)
@@ -173,8 +173,8 @@ def _answer(slot: Slot, pages: list[_Page], route: Route, context: SourceContext
                 page.fallbacks.append({"section": index, "reason": f"one block over the input cap of "
                                        f"{settings.max_input_bytes} bytes: kept as extracted"})
                 continue
-            body = request_body(route.model, piece)
-            jobs.append(_Job(page, index, body, answer_digest(route.model, PROMPT_VERSION, body)))
+            body = request_body(model, piece)
+            jobs.append(_Job(page, index, body, answer_digest(model, PROMPT_VERSION, body)))
     missing = [job for job in jobs if cache.get(job.digest) is None]
     total = len(jobs)
     done = 0
@@ -204,7 +204,7 @@ def _answer(slot: Slot, pages: list[_Page], route: Route, context: SourceContext
             problem, checked = check_answer(tidy_answer(raw),
                                             [b.content for b in code_blocks(job.page.pieces[job.index])])
             if problem is None and cached is None:
-                cache.put(job.digest, raw, model=route.model or "")
+                cache.put(job.digest, raw, model=model)
             tick()
             return job, (checked if problem is None else None), (f"{problem}; kept as extracted" if problem else None)
 
