@@ -14,6 +14,7 @@ import blake3
 
 from deadzone_build.embed.pin import canonical_json, pin_dict
 from deadzone_build.registry.load import Slot
+from deadzone_build.sources.godoc import pins as godoc_pins
 
 # Bump whenever fetch/clean/chunk/artifact output changes for the same inputs.
 # tests/test_pipeline_golden.py fails when the output changes and this did not.
@@ -57,7 +58,10 @@ def _agent_key_inputs(slot: Slot) -> dict[str, Any]:
 
 
 # kind -> function(slot) -> dict of the inputs that shape that kind's documents
-_SOURCE_KEY_INPUTS: dict[str, Callable[[Slot], dict[str, Any]]] = {"scrape-via-agent": _agent_key_inputs}
+_SOURCE_KEY_INPUTS: dict[str, Callable[[Slot], dict[str, Any]]] = {
+    "godoc": lambda slot: godoc_pins.key_inputs(),  # tree-sitter(-go) pins + the godoc format
+    "scrape-via-agent": _agent_key_inputs,
+}
 
 
 def key_from_inputs(slug: str, inputs: dict[str, Any]) -> str:

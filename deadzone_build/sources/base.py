@@ -48,9 +48,9 @@ class Source(Protocol):
 
 
 def _registry() -> dict[str, Source]:
-    from deadzone_build.sources import agent, github_docs
+    from deadzone_build.sources import agent, github_docs, godoc
 
-    return {"github-md": github_docs.collect, "github-rst": github_docs.collect,
+    return {"github-md": github_docs.collect, "github-rst": github_docs.collect, "godoc": godoc.collect,
             "scrape-via-agent": agent.collect}
 
 

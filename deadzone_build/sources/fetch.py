@@ -86,6 +86,7 @@ class FetchResult:
     reason: str | None = None
     attempts: int = 0
     content_type: str | None = None  # the response's media type, lowercased, without parameters
+    content: bytes | None = None  # the raw body, only for `binary=True` fetches (text stays None)
 
     def report(self) -> dict[str, object]:
         """The per-URL entry of meta.json: no text, no timings, no attempt count (all vary)."""
@@ -241,11 +242,14 @@ def fetch_all(urls: Sequence[str], client: httpx.Client, settings: FetchSettings
 
 
 def fetch_one(url: str, client: httpx.Client, settings: FetchSettings,
-              sleep: Callable[[float], None] = time.sleep) -> FetchResult:
-    """One URL with retries; never raises for an HTTP or network failure."""
+              sleep: Callable[[float], None] = time.sleep, *, binary: bool = False) -> FetchResult:
+    """One URL with retries; never raises for an HTTP or network failure.
+
+    `binary=True` keeps the raw body in `content` (no text checks): for archives such as a Go
+    module zip. Everything else (retries, caps, rewrite, token) is the same."""
     attempts = settings.retries + 1
     for attempt in range(1, attempts + 1):
-        outcome = _attempt(url, client, settings)
+        outcome = _attempt(url, client, settings, binary)
         if isinstance(outcome, FetchResult):
             outcome.attempts = attempt
             return outcome
@@ -278,10 +282,10 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
-def _attempt(url: str, client: httpx.Client, settings: FetchSettings) -> FetchResult | _Retry:
+def _attempt(url: str, client: httpx.Client, settings: FetchSettings, binary: bool = False) -> FetchResult | _Retry:
     try:
         with client.stream("GET", url) as response:
-            return _read_response(url, response, settings)
+            return _read_response(url, response, settings, binary)
     except httpx.TimeoutException as exc:
         return _Retry(_timeout_reason(exc, settings))
     except httpx.RemoteProtocolError as exc:
@@ -301,13 +305,20 @@ def _timeout_reason(exc: httpx.TimeoutException, settings: FetchSettings) -> str
     return f"timed out waiting for data (read timeout {settings.read_timeout:g} s)"
 
 
-def _read_response(url: str, response: httpx.Response, settings: FetchSettings) -> FetchResult | _Retry:
+def _read_response(url: str, response: httpx.Response, settings: FetchSettings,
+                   binary: bool = False) -> FetchResult | _Retry:
     status = response.status_code
     label = _status_label(status)
     if status in _GONE:
         return _dropped(url, status, f"{label}: the document is not at this URL; fix or remove it in the registry.")
+    reset = _rate_limit_reset(response) if status in (403, 429) else None
+    if reset is not None and reset > settings.max_retry_after and "Retry-After" not in response.headers:
+        return _dropped(url, status, f"{label}: the API rate limit is exhausted and resets in {reset:.0f} s "
+                                     f"(longer than max_retry_after {settings.max_retry_after:g} s); "
+                                     "set GITHUB_TOKEN for a higher limit or retry after the reset.")
     if status == 429 or status >= 500 or (status == 403 and _rate_limited(response)):
-        return _Retry(label, status, parse_retry_after(response.headers.get("Retry-After")))
+        return _Retry(label, status, parse_retry_after(response.headers.get("Retry-After"))
+                      if "Retry-After" in response.headers else _rate_limit_reset(response))
     if status in (401, 403):
         return _dropped(url, status, f"{label}: set GITHUB_TOKEN if the repository is private.")
     if not 200 <= status < 300:
@@ -318,7 +329,11 @@ def _read_response(url: str, response: httpx.Response, settings: FetchSettings) 
     body = _read_capped(response, settings.max_bytes)
     if body is None:
         return _too_large(url, status, settings)
-    result = _decode(url, status, body)
+    if binary:
+        result = FetchResult(url, ok=True, http_status=status, bytes=len(body),
+                             sha256=hashlib.sha256(body).hexdigest(), content=body)
+    else:
+        result = _decode(url, status, body)
     media = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
     result.content_type = media or None
     return result
@@ -334,6 +349,15 @@ def _status_label(status: int) -> str:
 def _rate_limited(response: httpx.Response) -> bool:
     """GitHub answers 403 (not only 429) when a rate limit is hit."""
     return "Retry-After" in response.headers or response.headers.get("X-RateLimit-Remaining") == "0"
+
+
+def _rate_limit_reset(response: httpx.Response) -> float | None:
+    """Seconds until `X-RateLimit-Reset` (epoch seconds) when the limit is exhausted: GitHub's
+    primary rate limit says when it resets instead of sending Retry-After."""
+    reset = response.headers.get("X-RateLimit-Reset", "")
+    if response.headers.get("X-RateLimit-Remaining") != "0" or not reset.isdigit():
+        return None
+    return max(0.0, int(reset) - time.time())
 
 
 def _read_capped(response: httpx.Response, max_bytes: int) -> bytes | None:
