@@ -29,6 +29,8 @@ COMMAND_MODULES = (
     "fetch-release",
     "plan",
     "summary",
+    "lock",
+    "outdated",
 )
 
 

@@ -32,9 +32,10 @@ def _no_ambient_config(monkeypatch: pytest.MonkeyPatch) -> None:
 # Area fixtures (one import line per area):
 from fx_artifacts import *  # noqa
 from fx_docserver import *  # noqa
-from fx_ci import *  # noqa
+from fx_release import *  # noqa
 from fx_fakegithub import *  # noqa
 from fx_model import *  # noqa
+from fx_upstream import *  # noqa
 from fx_godoc import *  # noqa
 from fx_llm import *  # noqa
 from fx_htmlsite import *  # noqa

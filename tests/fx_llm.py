@@ -11,6 +11,7 @@ What each chat request gets is its mode (`server.mode`, or the next one queued w
               that differs from the input, so a test can tell an answer from a fallback
     slow      waits `slow_seconds` (cut short when the server stops), then answers like echo
     500       HTTP 500 with an OpenAI-style error body
+    429       HTTP 429 with Retry-After: 7 (a rate limit)
     malformed HTTP 200 whose body is not JSON
     invent    echo plus a code block the page does not have
     drop      echo without its first code block
@@ -186,6 +187,9 @@ class _Handler(BaseHTTPRequestHandler):
         if mode == "500":
             self._json(500, {"error": {"message": "The server had an error", "type": "server_error"}})
             return
+        if mode == "429":
+            self._json(429, {"error": {"message": "Rate limit reached", "type": "requests"}}, {"Retry-After": "7"})
+            return
         if mode == "malformed":
             self._send(200, b'{"id": "chatcmpl-1", "choices": [{"message": {"content": "# trunc', "application/json")
             return
@@ -197,12 +201,14 @@ class _Handler(BaseHTTPRequestHandler):
                          "usage": {"prompt_tokens": len(user) // 4, "completion_tokens": len(content) // 4,
                                    "total_tokens": (len(user) + len(content)) // 4}})
 
-    def _json(self, status: int, payload: Any) -> None:
-        self._send(status, json.dumps(payload).encode(), "application/json")
+    def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(payload).encode(), "application/json", headers)
 
-    def _send(self, status: int, data: bytes, content_type: str) -> None:
+    def _send(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

@@ -134,3 +134,12 @@ def test_timeout_setting_from_environment() -> None:
     for bad in ("0", "soon", "-3"):
         with pytest.raises(ScrapeError, match="DEADZONE_AGENT_TIMEOUT"):
             EndpointSettings.from_env(fetch, {"DEADZONE_AGENT_TIMEOUT": bad})
+
+
+def test_retry_after_of_a_429_is_honoured(fake_llm) -> None:
+    waits: list[float] = []
+    fake_llm.queue("429")
+    endpoint = Endpoint(Route(ENDPOINT, endpoint=fake_llm.endpoint, model=MODEL), QUICK, sleep=waits.append)
+    with endpoint:
+        assert endpoint.chat(request_body(MODEL, SECTION)) == SECTION.replace("’", "'")
+    assert waits == [7.0] and len(fake_llm.chats()) == 2

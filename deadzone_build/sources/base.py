@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 import httpx
 
 from deadzone_build.errors import ScrapeError
 from deadzone_build.registry.load import Slot
-from deadzone_build.sources.fetch import FetchSettings
+from deadzone_build.sources.fetch import FetchResult, FetchSettings, fetch_all
 
 # (stage, done, total): stage is "fetch" (URLs) or "embed" (chunks)
 ProgressFn = Callable[[str, int, int], None]
@@ -41,6 +42,19 @@ class SourceContext:
     settings: FetchSettings
     progress: ProgressFn = field(default=lambda stage, done, total: None)
     cache_dir: Path | None = None  # for sources that cache (scrape-via-agent's answers); None: $DEADZONE_CACHE
+
+    def fetch_all(self, urls: Sequence[str]) -> list[FetchResult]:
+        """`fetch.fetch_all` through this context's client and settings, reporting "fetch" progress."""
+        done = 0
+        lock = threading.Lock()
+
+        def on_result(_: FetchResult) -> None:
+            nonlocal done
+            with lock:
+                done += 1
+                self.progress("fetch", done, len(urls))
+
+        return fetch_all(list(urls), self.client, self.settings, on_result=on_result)
 
 
 class Source(Protocol):

@@ -10,9 +10,9 @@
                               so a wrong URL, a server that is down or a rejected key fails the slot
                               in seconds (one attempt, short timeouts), with a message saying what to set
 
-Each chat request gets the fetcher's retry policy (FetchSettings: retries, exponential backoff,
-Retry-After on 429/5xx) on timeouts, connection errors, 429, 5xx and malformed answers (not JSON, or
-no choices[0].message.content), a read timeout of $DEADZONE_AGENT_TIMEOUT seconds (default 120) and
+Each chat request gets the fetcher's retry policy (FetchSettings' retries and backoff through
+deadzone_build/retry.py, the server's Retry-After on 429/5xx) on timeouts, connection errors, 429,
+5xx and malformed answers (not JSON, or no choices[0].message.content), a read timeout of $DEADZONE_AGENT_TIMEOUT seconds (default 120) and
 a deadline over all attempts (4 × that). When they are used up, `chat` raises `EndpointFailed` and the
 caller keeps the deterministic markdown for that section.
 """
@@ -29,7 +29,8 @@ import httpx
 from deadzone_build import __version__
 from deadzone_build.errors import ScrapeError
 from deadzone_build.sources.agent.route import API_KEY_ENV, ENDPOINT_ENV, TIMEOUT_ENV, Route
-from deadzone_build.sources.fetch import FetchSettings, parse_retry_after
+from deadzone_build.retry import backoff, server_wait
+from deadzone_build.sources.fetch import FetchSettings
 
 DEFAULT_TIMEOUT = 120.0
 PING_TIMEOUT = 5.0
@@ -155,7 +156,8 @@ class Endpoint:
                 return outcome
             last, retry_after = outcome
             if attempt < attempts:
-                wait = retry_after if retry_after is not None else settings.backoff_base * 2 ** (attempt - 1)
+                wait = retry_after if retry_after is not None else backoff(attempt, settings.backoff_base,
+                                                                           settings.max_retry_after)
                 self._sleep(min(wait, settings.max_retry_after, max(0.0, remaining)))
         raise EndpointFailed(f"{last}, {attempts} attempt{'s' * (attempts > 1)}")
 
@@ -170,7 +172,7 @@ class Endpoint:
         except httpx.HTTPError as exc:
             return f"request failed ({type(exc).__name__}: {exc or 'no detail'})", None
         if response.status_code == 429 or response.status_code >= 500:
-            return f"HTTP {response.status_code}", parse_retry_after(response.headers.get("Retry-After"))
+            return f"HTTP {response.status_code}", server_wait(response.headers)
         if not response.is_success:  # 4xx: the same request would get the same refusal
             raise EndpointFailed(f"HTTP {response.status_code} ({response.text[:200]!r}), not retried")
         try:

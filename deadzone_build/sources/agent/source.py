@@ -73,7 +73,7 @@ def collect(slot: Slot, context: SourceContext) -> SourceResult:
     except RouteConfigError as exc:
         raise ScrapeError(f"{slot.label}: {exc}") from None
     check_versions()
-    results = _fetch(slot, context)
+    results = context.fetch_all(slot.urls)
     soft = [_soft_drop_reason(result) for result in results]
     counted = [result for result, reason in zip(results, soft) if reason is None]
     if not counted:
@@ -107,19 +107,6 @@ def collect(slot: Slot, context: SourceContext) -> SourceResult:
                               sections_from_endpoint=len(page.pieces) - len(page.fallbacks))
         reports.append(report)
     return SourceResult(documents, reports)
-
-
-def _fetch(slot: Slot, context: SourceContext) -> list[fetch.FetchResult]:
-    done = 0
-    lock = threading.Lock()
-
-    def on_result(_: fetch.FetchResult) -> None:
-        nonlocal done
-        with lock:
-            done += 1
-            context.progress("fetch", done, len(slot.urls))
-
-    return fetch.fetch_all(list(slot.urls), context.client, context.settings, on_result=on_result)
 
 
 def _soft_drop_reason(result: fetch.FetchResult) -> str | None:

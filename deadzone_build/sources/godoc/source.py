@@ -7,7 +7,6 @@ identifiers. Documents carry pkg.go.dev URLs with the identifier's anchor.
 from __future__ import annotations
 
 import posixpath
-import threading
 from typing import Any
 
 from deadzone_build.errors import ScrapeError
@@ -71,16 +70,7 @@ def _contents_package(target: ContentsURL, slot: Slot, context: SourceContext
                       ) -> tuple[fetch.FetchResult, dict[str, bytes]]:
     listing, entries = list_directory(target, context.client, context.settings, slot.label)
     urls = [str(entry["download_url"]) for entry in entries]
-    done = 0
-    lock = threading.Lock()
-
-    def on_result(_: fetch.FetchResult) -> None:
-        nonlocal done
-        with lock:
-            done += 1
-            context.progress("fetch", done, len(urls))
-
-    results = fetch.fetch_all(urls, context.client, context.settings, on_result=on_result)
+    results = context.fetch_all(urls)
     dropped = [r for r in results if not r.ok]
     if dropped:
         listed = "; ".join(f"{r.url} ({r.reason})" for r in dropped[:5])
