@@ -9,6 +9,7 @@ import pytest
 from deadzone_build.errors import ScrapeError
 from deadzone_build.registry.keys import key_inputs, slot_key
 from deadzone_build.registry.load import parse_registry
+from deadzone_build.sources.agent import extract
 from deadzone_build.sources.agent.answers import DIRECTORY
 from deadzone_build.sources.agent.verify import code_blocks
 from deadzone_build.sources.base import SourceContext, source_for
@@ -90,6 +91,14 @@ def test_a_page_without_text_is_a_soft_drop(html_site, tmp_path) -> None:
     assert [d.url for d in result.documents] == [html_site.url("jinja2/tricks.html")]
     with pytest.raises(ScrapeError, match=r"no page gave any text: .*app\.html \(no text in the page"):
         collect(agent_slot(spa), tmp_path)
+
+
+def test_a_page_the_converter_refuses_is_a_soft_drop(html_site, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(extract, "MAX_CONVERT_BYTES", 30_000)  # the real library's limit, lowered
+    result = collect(agent_slot(html_site.url("click/options.html"), html_site.url("jinja2/tricks.html")), tmp_path)
+    assert result.reports[0]["status"] == "dropped"
+    assert "html-to-markdown could not convert the page (InputTooLargeError" in result.reports[0]["reason"]
+    assert [d.url for d in result.documents] == [html_site.url("jinja2/tricks.html")]
 
 
 def test_missing_pages_follow_the_fetch_policy(html_site, tmp_path) -> None:

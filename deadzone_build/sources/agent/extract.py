@@ -57,6 +57,13 @@ _LANGUAGE_CLASS = re.compile(r"^(?:highlight|language|lang)-([A-Za-z0-9_+#.-]+)$
 _NOT_A_LANGUAGE = frozenset({"default", "none", "text", "notranslate"})
 _BLANK_RUN = re.compile(r"\n{3,}")
 _ABSOLUTE = ("http://", "https://")
+# html-to-markdown's own input limit: above the fetcher's 5 MiB document cap, so only a page that
+# got past it through another path (a raised max_bytes) meets it, as an ExtractError.
+MAX_CONVERT_BYTES = 64 * 1024 * 1024
+
+
+class ExtractError(ScrapeError):
+    """html-to-markdown refused a page (the source reports that page as dropped, with this reason)."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,7 @@ def check_versions() -> None:
 
 def extract_markdown(html: str, url: str) -> Extraction:
     """The main content of `html` as markdown; every `<pre>` kept verbatim as a fenced block."""
-    from html_to_markdown import ConversionOptions, convert
+    from html_to_markdown import ConversionError, ConversionOptions, convert
     from selectolax.lexbor import LexborHTMLParser
 
     tree = LexborHTMLParser(html)
@@ -108,8 +115,13 @@ def extract_markdown(html: str, url: str) -> Extraction:
     _unwrap_layout_tables(main, LexborHTMLParser, f"DZCODEBLOCK{salt}N")
     options = ConversionOptions(heading_style="atx", code_block_style="backticks", extract_metadata=False,
                                 skip_images=True, wrap=False, escape_asterisks=False,
-                                escape_underscores=False, escape_misc=False, autolinks=False)
-    markdown = convert(main.html or "", options).content
+                                escape_underscores=False, escape_misc=False, autolinks=False,
+                                max_input_size=MAX_CONVERT_BYTES)
+    try:
+        markdown = convert(main.html or "", options).content
+    except ConversionError as exc:
+        raise ExtractError(f"html-to-markdown could not convert the page ({type(exc).__name__}: {exc}); "
+                           "link a smaller or well-formed page, or remove the URL.") from None
     placed: set[int] = set()
 
     def put_back(match: re.Match[str]) -> str:

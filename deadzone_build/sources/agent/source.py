@@ -10,7 +10,8 @@ Per URL (fetched by sources/fetch.py: shared retries, caps, rewrite):
                                               page, or a raw mirror such as tests/serve_mirror.py), else markdown
     anything else (PDF, images, …)            a soft drop: reported with its type, not counted
                                               against the slot (it only fails when no page is left)
-    a page whose main content has no text     a soft drop too (typically a page rendered by JavaScript)
+    a page whose main content has no text     a soft drop too (typically a page rendered by JavaScript),
+    or that html-to-markdown refuses          and so is a page the converter refuses
 
 With an endpoint (route.py), a page's markdown is split by section into pieces of at most
 `max_input_bytes` (sections.py: nothing is cut off), each piece is answered from the answer cache
@@ -40,7 +41,7 @@ from deadzone_build.registry.load import Slot
 from deadzone_build.sources import fetch
 from deadzone_build.sources.agent.answers import AnswerCache, answer_digest
 from deadzone_build.sources.agent.endpoint import Endpoint, EndpointFailed, EndpointSettings, request_body
-from deadzone_build.sources.agent.extract import check_versions, extract_markdown
+from deadzone_build.sources.agent.extract import ExtractError, check_versions, extract_markdown
 from deadzone_build.sources.agent.route import (DETERMINISTIC, ENDPOINT, PROMPT_VERSION, Route,
                                                 RouteConfigError, route_from_env)
 from deadzone_build.sources.agent.sections import split_pieces
@@ -85,7 +86,9 @@ def collect(slot: Slot, context: SourceContext) -> SourceResult:
     pages = [_page(result, route) if reason is None and result.ok and result.text is not None else None
              for result, reason in zip(results, soft)]
     for index, page in enumerate(pages):
-        if page is not None and not page.markdown.strip():
+        if isinstance(page, str):  # the converter refused it
+            pages[index], soft[index] = None, page
+        elif page is not None and not page.markdown.strip():
             pages[index], soft[index] = None, EMPTY_PAGE
     if not any(pages):
         listed = "; ".join(f"{r.url} ({reason or r.reason})" for r, reason in zip(results, soft))
@@ -126,12 +129,16 @@ def _is_html(result: fetch.FetchResult) -> bool:
     return head.startswith(("<!doctype html", "<html", "<?xml")) or "<html" in head
 
 
-def _page(result: fetch.FetchResult, route: Route) -> _Page:
+def _page(result: fetch.FetchResult, route: Route) -> _Page | str:
+    """The page's markdown, or why it cannot be read (a soft drop)."""
     text = result.text or ""
     if not _is_html(result):
         markdown = document_markdown(text, kind="github-md", url=result.url)
         return _Page(result, markdown, SERVED_MARKDOWN, len(code_blocks(markdown)))
-    extraction = extract_markdown(text, result.url)
+    try:
+        extraction = extract_markdown(text, result.url)
+    except ExtractError as exc:
+        return str(exc)
     return _Page(result, extraction.markdown, route.name, len(extraction.code_blocks))
 
 
