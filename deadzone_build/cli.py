@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "fetch-release",
     "plan",
     "summary",
+    "serve",
     "lock",
     "outdated",
 )

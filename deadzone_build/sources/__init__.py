@@ -4,22 +4,22 @@ A source turns a slot into documents (cleaned markdown, ready to chunk) and a pe
 
     collect(slot, context) -> SourceResult(documents, reports)
 
-`SOURCES` maps each supported kind to its `collect`. A new kind is a new module here plus one
-line in `SOURCES`; everything after it (chunk, embed, artifact) is shared. Every source fetches
-through `context.client` with `context.settings` (the fetcher's retries, caps and rewrite).
+`sources/base.py::_registry()` maps each supported kind to its `collect`. A new kind is a new module
+here plus one line there; everything after it (chunk, embed, artifact) is shared. Every source
+fetches through `context.client` with `context.settings` (the fetcher's retries, caps and rewrite).
+
+The names below load lazily: registry/keys.py imports light modules of this package (a kind's pins)
+while a registry loads, and that must not import httpx (`list` and doit no-ops stay fast).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Document", "ProgressFn", "SourceContext", "SourceResult", "source_for",
-           "supported_kinds"]
+__all__ = ["Document", "ProgressFn", "SourceContext", "SourceResult", "source_for", "supported_kinds"]
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy (PEP 562): importing a light submodule (agent.route, used while computing keys) must not
-    # import base.py and with it httpx.
     if name in __all__:
         from deadzone_build.sources import base
 
