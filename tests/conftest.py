@@ -25,7 +25,8 @@ def _no_ambient_config(monkeypatch: pytest.MonkeyPatch) -> None:
                  "DEADZONE_URL_REWRITE", "GITHUB_TOKEN", "GH_TOKEN", "GITHUB_REPOSITORY",
                  "GITHUB_API_URL", "SOURCE_DATE_EPOCH", "DEADZONE_GOPROXY", "DEADZONE_SUMDB",
                  "DEADZONE_AGENT_ENDPOINT", "DEADZONE_AGENT_ENDPOINT_MODEL", "DEADZONE_AGENT_ENDPOINT_API_KEY",
-                 "DEADZONE_AGENT_TIMEOUT"):
+                 "DEADZONE_AGENT_TIMEOUT", "DEADZONE_DOC_DEADLINE", "DEADZONE_SLOT_DEADLINE",
+                 "DEADZONE_ALLOW_PRIVATE_HOSTS"):
         monkeypatch.delenv(name, raising=False)
 
 

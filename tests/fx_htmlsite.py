@@ -107,6 +107,8 @@ def serve_html_site(root: Path = HTML_DIR) -> Iterator[HtmlSite]:
 if pytest is not None:
 
     @pytest.fixture
-    def html_site() -> Iterator[HtmlSite]:
+    def html_site(monkeypatch: pytest.MonkeyPatch) -> Iterator[HtmlSite]:
+        """The site; registries naming its 127.0.0.1 URLs need the loopback opt-in."""
+        monkeypatch.setenv("DEADZONE_ALLOW_PRIVATE_HOSTS", "1")
         with serve_html_site() as site:
             yield site

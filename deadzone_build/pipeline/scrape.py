@@ -114,7 +114,9 @@ def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: htt
             client.close()
     outcome.seconds["fetch"] = time.perf_counter() - started
     check_against_lock(slot, source.reports)
-    if not slot.lock and lock_path is not None:
+    # A fetch with transient drops is never locked: the lock would record "nothing" for those URLs
+    # and refuse them once they answer. The slot stays unlocked and is locked by a complete scrape.
+    if not slot.lock and lock_path is not None and not fetch.incomplete_urls(source.reports):
         slot = lock_on_first_use(slot, source.reports, lock_path)
         check_against_lock(slot, source.reports)  # another process may have locked it first
         key = keyed(slot)

@@ -63,6 +63,7 @@ from deadzone_build.sources.body import (BINARY_ACCEPT, DOC_ACCEPT, TEXT_ACCEPT,
 MAX_DROP_FRACTION = 0.5
 
 _GONE = frozenset({404, 410})
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})  # not 304 Not Modified (a conditional fetch's answer)
 _LISTED_IN_MESSAGE = 10
 DOC_DEADLINE_ENV = "DEADZONE_DOC_DEADLINE"
 SLOT_DEADLINE_ENV = "DEADZONE_SLOT_DEADLINE"
@@ -266,7 +267,7 @@ def _attempt(url: str, client: httpx.Client, settings: FetchSettings, accept: Ac
     try:
         for _ in range(MAX_REDIRECTS + 1):
             with client.stream("GET", current, headers=headers) as response:
-                if response.is_redirect:
+                if response.status_code in _REDIRECTS and "Location" in response.headers:
                     target = str(response.url.join(response.headers["Location"]))
                     problem = redirect_problem(current, target, rewrite)
                     if problem:
