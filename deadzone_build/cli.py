@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "explain",
     "embed",
     "pin",
+    "model-files",
     "consolidate",
     "search",
     "libs",

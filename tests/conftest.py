@@ -33,3 +33,4 @@ from fx_docserver import *  # noqa
 from fx_ci import *  # noqa
 from fx_fakegithub import *  # noqa
 from fx_model import *  # noqa
+from fx_pypi import *  # noqa

@@ -22,11 +22,10 @@ import re
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
-
 import numpy as np
 
-from deadzone_build.pipeline.artifact import DIMENSION
+from deadzone_build.embed.pin import DIMENSION
+from deadzone_build.embed.protocol import TextEmbedder as Embedder
 from deadzone_build.db.schema import open_checked
 from deadzone_build.errors import SelectionError
 
@@ -36,10 +35,6 @@ MAX_QUERY_TERMS = 32
 MAX_RANKED = 5000  # a phrase matching this many chunks is too common to be worth ranking by bm25
 _WORD = re.compile(r"\w", re.UNICODE)
 _NAME_SPLIT = re.compile(r"[^0-9a-z]+")
-
-
-class Embedder(Protocol):
-    def embed(self, texts: list[str]) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
