@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import blake3
@@ -87,6 +90,28 @@ def test_fp32_graph_matches_the_numpy_reference(weights, reference_chunks):
     with threadpool_limits(1):
         want = reference_vectors(_ids(texts), weights)
     assert _cosines(got, want).min() > 0.99999
+
+
+def test_fusion_needs_no_sympy_and_gives_the_same_graph(weights, model_files_cache):
+    """sympy (~80 MB) is not a dependency: the optimizer's symbolic shape inference is off, and a
+    process that cannot import sympy fuses the very same bytes as this one (which may have it)."""
+    from conftest import REPO
+    from deadzone_build.embed.onnx_bert import fuse
+
+    script = ("import sys; sys.modules['sympy'] = None\n"
+              "import blake3\n"
+              "from deadzone_build.embed import model_files\n"
+              "from deadzone_build.embed.onnx_bert import BertShape, build_bert_graph, fuse, load_weights\n"
+              "from deadzone_build.embed.pin import EMBEDDER_PIN\n"
+              "shape = BertShape.from_pin(EMBEDDER_PIN['architecture'])\n"
+              "weights = load_weights(model_files.files_dir(sys.argv[1]) / 'model.safetensors')\n"
+              "print(blake3.blake3(fuse(build_bert_graph(weights, shape), shape).SerializeToString()).hexdigest())\n")
+    run = subprocess.run([sys.executable, "-c", script, str(model_files_cache)], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert run.returncode == 0, run.stderr
+    shape = BertShape.from_pin(EMBEDDER_PIN["architecture"])
+    here = blake3.blake3(fuse(build_bert_graph(weights, shape), shape).SerializeToString()).hexdigest()
+    assert run.stdout.strip() == here
 
 
 def test_600_corpus_chunks_are_close_to_the_fp32_graph(embedder, weights):
