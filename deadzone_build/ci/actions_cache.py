@@ -3,7 +3,7 @@
     GET {api}/repos/{owner}/{repo}/actions/caches?key=<prefix>&per_page=100&page=N
 
 `key` is a prefix filter. Pages are walked by hand until a short page or `total_count` entries:
-ghapi's auto-pager walks to its own page cap instead (NOTES.md). The token comes from
+ghapi's auto-pager walks to its own page cap instead, not to the listing's end. The token comes from
 GITHUB_TOKEN or GH_TOKEN and is only ever put in the Authorization header: no message, log or
 exception carries it. The workflow's job needs `permissions: actions: read`.
 """
