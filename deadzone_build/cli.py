@@ -30,6 +30,9 @@ COMMAND_MODULES = (
     "fetch-release",
     "plan",
     "summary",
+    "serve",
+    "lock",
+    "outdated",
 )
 
 

@@ -143,7 +143,8 @@ def test_one_shard_job_per_plan_output_and_the_plan_knows_how_many():
     shard_jobs = sorted(name for name in workflow["jobs"] if name.startswith("scrape-"))
     assert shard_jobs == [f"scrape-{i}" for i in range(DEFAULT_SHARD_JOBS)]
     plan_job = workflow["jobs"]["plan"]
-    assert f"--shard-jobs {DEFAULT_SHARD_JOBS}" in plan_job["steps"][3]["run"]
+    plan_step = next(step for step in plan_job["steps"] if step.get("id") == "plan")
+    assert f"--shard-jobs {DEFAULT_SHARD_JOBS}" in plan_step["run"]
     for i, name in enumerate(shard_jobs):
         job = workflow["jobs"][name]
         # an empty shard skips, never an empty matrix; a skipped (cached) embedder job does not skip it
@@ -154,6 +155,27 @@ def test_one_shard_job_per_plan_output_and_the_plan_knows_how_many():
         assert job["with"]["embedder_key"] == "${{ needs.plan.outputs.embedder_key }}"
         assert f"shard_{i}" in plan_job["outputs"] and f"shard_{i}_size" in plan_job["outputs"]
     assert set(workflow["jobs"]["consolidate"]["needs"]) == {"plan", *shard_jobs}
+
+
+def test_the_lock_the_plan_used_reaches_every_job_that_computes_keys():
+    """Keys cover the lock: a job with another lock would compute other keys than the plan's."""
+    pack = load("scrape-pack.yml")["jobs"]
+    plan_steps = [step.get("name") for step in pack["plan"]["steps"]]
+    refresh = plan_steps.index("Refresh the sources lock")
+    assert refresh < plan_steps.index("Plan")  # the plan's keys come from the refreshed lock
+    run = pack["plan"]["steps"][refresh]["run"]
+    assert "deadzone-build lock" in run and "--missing" in run and "GITHUB_STEP_SUMMARY" in run
+    assert "github.event_name == 'schedule'" in pack["plan"]["steps"][refresh]["env"]["MODE"]
+
+    def downloads_lock(steps):
+        return any(s.get("uses", "").startswith("actions/download-artifact@") and s.get("with", {}).get("name") == "lock"
+                   for s in steps)
+
+    assert downloads_lock(pack["consolidate"]["steps"])
+    shard = load("scrape-shard.yml")["jobs"]["slot"]["steps"]
+    assert downloads_lock(shard)
+    names = [s.get("id") or s.get("name") for s in shard]
+    assert names.index("Download the sources lock the plan used (the keys cover it)") < names.index("scrape")
 
 
 def test_the_shard_restores_by_the_plans_key_and_saves_only_on_a_miss():

@@ -19,12 +19,13 @@ import httpx
 from deadzone_build.sources import fetch
 from deadzone_build.pipeline.artifact import artifact_is_current, write_artifact
 from deadzone_build.pipeline.chunk import Chunk, chunk_markdown, embedding_text
-from deadzone_build.registry.keys import key_inputs, slot_key
+from deadzone_build.registry.keys import SlotKey, keyed
 from deadzone_build.embed import model_files
-from deadzone_build.embed.pin import MAX_SEQ_LENGTH, pin_dict, pin_id
+from deadzone_build.embed.pin import MAX_SEQ_LENGTH, pin_id
 from deadzone_build.embed.protocol import TextEmbedder
 from deadzone_build.registry.load import Slot
 from deadzone_build.embed.vector_cache import VectorCache, embed_cached
+from deadzone_build.freshness.verify import check_against_lock, lock_on_first_use
 from deadzone_build.sources import ProgressFn, SourceContext, SourceResult, source_for
 
 
@@ -77,11 +78,17 @@ def library_text(slot: Slot) -> str:
 
 def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: httpx.Client | None = None,
                 fetch_settings: fetch.FetchSettings | None = None, embedder: TextEmbedder | None = None,
-                progress: ProgressFn | None = None, force: bool = False) -> ScrapeOutcome:
-    """Build `artifacts_dir/<slug>/` for `slot` unless a verified artifact with its key is there."""
-    key = slot_key(slot)
+                progress: ProgressFn | None = None, force: bool = False,
+                key: SlotKey | None = None, lock_path: Path | None = None) -> ScrapeOutcome:
+    """Build `artifacts_dir/<slug>/` for `slot` unless a verified artifact with its key is there.
+
+    `key`: the slot's SlotKey when the caller already has it (the doit task computed it for its
+    up-to-date check); computed here otherwise. What is fetched must match the slot's lock entry
+    (freshness/verify.py); a slot without one is locked on first use into `lock_path` (None: no
+    lock file, the slot stays unlocked)."""
+    key = key or keyed(slot)
     target = Path(artifacts_dir) / slot.slug
-    if not force and artifact_is_current(target, key):
+    if not force and artifact_is_current(target, key.key):
         return ScrapeOutcome(slot, "up-to-date", target)
     collect = source_for(slot)
     settings = fetch_settings or fetch.FetchSettings()
@@ -97,6 +104,14 @@ def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: htt
         if own_client:
             client.close()
     outcome.seconds["fetch"] = time.perf_counter() - started
+    check_against_lock(slot, source.reports)
+    if not slot.lock and lock_path is not None:
+        slot = lock_on_first_use(slot, source.reports, lock_path)
+        check_against_lock(slot, source.reports)  # another process may have locked it first
+        key = keyed(slot)
+        outcome.slot = slot
+        if not force and artifact_is_current(target, key.key):
+            return ScrapeOutcome(slot, "up-to-date", target)
 
     started = time.perf_counter()
     chunks, reports = _chunk_documents(source, model_files.TokenCounter(cache_dir))
@@ -121,8 +136,8 @@ def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: htt
     outcome.truncated = sum(1 for c in chunks if c.tokens > MAX_SEQ_LENGTH)
     counts = {"urls": len(reports), "docs_ok": outcome.docs_ok, "docs_dropped": outcome.docs_dropped,
               "chunks": len(chunks), "tokens": sum(c.tokens for c in chunks), "truncated": outcome.truncated}
-    write_artifact(Path(artifacts_dir), slot, key=key, key_inputs=key_inputs(slot, pin_dict()), pin_id=pin_id(),
-                   chunks=[_chunk_record(c) for c in chunks], vectors=vectors, library_vector=library_vector,
+    write_artifact(Path(artifacts_dir), slot, key=key.key, key_inputs=key.inputs, pin_id=key.pin_id,
+                   chunks=[c.record() for c in chunks], vectors=vectors, library_vector=library_vector,
                    url_reports=reports, counts=counts)
     outcome.seconds["write"] = time.perf_counter() - started
     return outcome
@@ -145,7 +160,3 @@ def _chunk_documents(source: SourceResult, count_tokens: model_files.TokenCounte
                for report in source.reports]
     return [dataclasses.replace(c, ordinal=i) for i, c in enumerate(chunks)], reports
 
-
-def _chunk_record(chunk: Chunk) -> dict[str, Any]:
-    return {"url": chunk.url, "heading_path": list(chunk.heading_path), "ordinal": chunk.ordinal,
-            "text": chunk.text, "tokens": chunk.tokens}

@@ -8,12 +8,15 @@ artifact's meta so `explain` can say which input changed.
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import blake3
 
-from deadzone_build.embed.pin import canonical_json, pin_dict
+from deadzone_build.embed.pin import canonical_json, pin_dict, pin_id, pin_id_of
 from deadzone_build.registry.load import Slot
+from deadzone_build.sources.godoc import pins as godoc_pins
 
 # Bump whenever fetch/clean/chunk/artifact output changes for the same inputs.
 # tests/test_pipeline_golden.py fails when the output changes and this did not.
@@ -34,6 +37,8 @@ def key_inputs(slot: Slot, pin: dict[str, Any] | None = None) -> dict[str, Any]:
         "embedder": pin if pin is not None else pin_dict(),
         "pipeline_version": PIPELINE_VERSION,
     }
+    if slot.lock:  # what the sources resolved to (registry/lock.py): an upstream change changes the key
+        inputs["lock"] = json.loads(slot.lock)
     extra = source_key_inputs(slot)
     if extra:  # only kinds whose output depends on more than the entry (parser pins, an LLM route)
         inputs["source"] = extra
@@ -48,7 +53,9 @@ def source_key_inputs(slot: Slot) -> dict[str, Any]:
 
 
 # kind -> function(slot) -> dict of the inputs that shape that kind's documents
-_SOURCE_KEY_INPUTS: dict[str, Callable[[Slot], dict[str, Any]]] = {}
+_SOURCE_KEY_INPUTS: dict[str, Callable[[Slot], dict[str, Any]]] = {
+    "godoc": lambda slot: godoc_pins.key_inputs(),  # tree-sitter(-go) pins + the godoc format
+}
 
 
 def key_from_inputs(slug: str, inputs: dict[str, Any]) -> str:
@@ -59,6 +66,22 @@ def key_from_inputs(slug: str, inputs: dict[str, Any]) -> str:
 def slot_key(slot: Slot, pin: dict[str, Any] | None = None) -> str:
     """The content key of `slot` under `pin` (default: the current embedder pin)."""
     return key_from_inputs(slot.slug, key_inputs(slot, pin))
+
+
+@dataclass(frozen=True)
+class SlotKey:
+    """A slot's key with what it was computed from, computed once per slot (`keyed`) and carried
+    from the doit task through scrape to the artifact's meta.json."""
+
+    key: str
+    inputs: dict[str, Any]  # key_inputs(slot, pin)
+    pin_id: str  # the id of inputs["embedder"]
+
+
+def keyed(slot: Slot, pin: dict[str, Any] | None = None) -> SlotKey:
+    """`slot`'s SlotKey under `pin` (default: the current embedder pin)."""
+    inputs = key_inputs(slot, pin)
+    return SlotKey(key_from_inputs(slot.slug, inputs), inputs, pin_id() if pin is None else pin_id_of(pin))
 
 
 def changed_inputs(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -79,3 +102,8 @@ def registry_digest(slots: list[Slot], pin: dict[str, Any] | None = None) -> str
     """blake3 over every slot key in registry order: names the exact registry a db was built from."""
     keys = [slot_key(s, pin) for s in slots]
     return blake3.blake3(canonical_json(keys).encode()).hexdigest()
+
+
+def lock_digest(slots: list[Slot]) -> str:
+    """blake3 over the lock entries (content half) of `slots` by slug: what a db's sources resolved to."""
+    return blake3.blake3(canonical_json(sorted([s.slug, s.lock] for s in slots)).encode()).hexdigest()

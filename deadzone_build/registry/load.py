@@ -47,6 +47,7 @@ class Slot:
     description: str
     slug: str
     line: int = field(default=0, compare=False)  # where the entry starts, for messages
+    lock: str = ""  # canonical JSON of its lock entry's content half (registry/lock.py); "" when unlocked
 
     @property
     def label(self) -> str:
@@ -83,7 +84,9 @@ class _Problems:
 
 
 def load_registry(path: str | Path) -> list[Slot]:
-    """Read, validate and resolve a registry into its slots, in registry then version order."""
+    """Read, validate and resolve a registry into its slots, in registry then version order.
+
+    Each slot carries its entry of the lock file beside the registry (`<name>.lock`), if any."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -94,7 +97,9 @@ def load_registry(path: str | Path) -> list[Slot]:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RegistryError(f"{path}: cannot read the registry ({exc}). Fix the file and retry.") from None
-    return parse_registry(text, path)
+    from deadzone_build.registry.lock import attach_locks, lock_path_for, read_lock
+
+    return attach_locks(parse_registry(text, path), read_lock(lock_path_for(path)))
 
 
 def parse_registry(text: str, path: str | Path = "<registry>") -> list[Slot]:
