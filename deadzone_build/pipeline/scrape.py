@@ -99,7 +99,7 @@ def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: htt
     own_client = client is None
     client = client or fetch.make_client(settings)
     try:
-        source = collect(slot, SourceContext(client, settings, tick))
+        source = collect(slot, SourceContext(client, settings, tick, cache_dir=Path(cache_dir)))
     finally:
         if own_client:
             client.close()

@@ -52,9 +52,19 @@ def source_key_inputs(slot: Slot) -> dict[str, Any]:
     return extra(slot) if extra else {}
 
 
+def _agent_key_inputs(slot: Slot) -> dict[str, Any]:
+    # extractor pins + route (deterministic, or endpoint model + prompt version) from the environment:
+    # switching model rebuilds exactly the scrape-via-agent slots. Imported here, not at the top, so
+    # keying other kinds never imports the sources package.
+    from deadzone_build.sources.agent.route import slot_key_inputs
+
+    return slot_key_inputs(slot)
+
+
 # kind -> function(slot) -> dict of the inputs that shape that kind's documents
 _SOURCE_KEY_INPUTS: dict[str, Callable[[Slot], dict[str, Any]]] = {
     "godoc": lambda slot: godoc_pins.key_inputs(),  # tree-sitter(-go) pins + the godoc format
+    "scrape-via-agent": _agent_key_inputs,
 }
 
 
