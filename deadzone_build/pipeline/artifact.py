@@ -12,6 +12,10 @@ target and are swapped in by renames (old one set aside as `.old-<slug>-<pid>-<t
 crash at any moment leaves the old artifact or the new one; `recover` finishes or undoes a swap
 interrupted by a crash. One writer per slug at a time (doit runs a task once); different slugs may be
 written concurrently.
+
+Cost per up-to-date check is O(1) in the number of slots: the scratch-dir sweep (`recover`) lists
+the artifacts directory once per process, not once per check, and meta.json is parsed and verified
+once (one JSON parse, one canonical serialisation for its digest).
 """
 
 from __future__ import annotations
@@ -49,8 +53,11 @@ _F32 = np.dtype("<f4")
 
 # `.tmp-<slug>-<pid>-<token>`: the fixed-shape tail lets a slug containing `-` be parsed back exactly.
 _SCRATCH = re.compile(r"\.(?P<kind>tmp|old)-(?P<slug>.+)-(?P<pid>[0-9]+)-(?P<token>[0-9a-f]{12})")
+_SCRATCH_PREFIXES = (".tmp-", ".old-")
 _in_flight: set[str] = set()  # scratch dir names this process is writing right now
 _in_flight_lock = threading.Lock()
+_swept: set[Path] = set()  # artifacts dirs `recover` has swept in this process (resolved paths)
+_swept_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -121,7 +128,7 @@ def write_artifact_files(artifacts_dir: Path, slug: str, blobs: dict[str, bytes]
                          pin_id: str | None = None) -> Path:
     """Write the four files of an artifact (meta last), verify them, then swap them into place."""
     artifacts_dir.mkdir(parents=True, exist_ok=True)
-    recover(artifacts_dir, slug)
+    recover_once(artifacts_dir)
     tmp = _scratch_dir(artifacts_dir, "tmp", slug)
     try:
         tmp.mkdir()
@@ -215,37 +222,66 @@ def _swap_in(artifacts_dir: Path, slug: str, tmp: Path) -> None:
 # ── recovery ─────────────────────────────────────────────────────────────────
 
 
-def recover(artifacts_dir: Path, slug: str) -> None:
-    """Undo a swap a crash interrupted: restore `.old-<slug>-*` if `<slug>` is gone, drop stale scratch dirs.
+def recover(artifacts_dir: Path) -> None:
+    """Undo the swaps crashes interrupted and drop the scratch dirs dead writers left, for every slug.
 
+    Lists `artifacts_dir` once: for each slug whose directory is gone, the newest `.old-<slug>-*` of
+    a dead writer is renamed back into place; every other stale `.tmp-`/`.old-` dir is deleted.
     Scratch dirs of a live writer (this process's threads, or another live process) are left alone.
     """
     artifacts_dir = Path(artifacts_dir)
     try:
-        entries = list(os.scandir(artifacts_dir))
+        entries = [e for e in os.scandir(artifacts_dir) if e.name.startswith(_SCRATCH_PREFIXES)]
     except FileNotFoundError:
         return
-    stale = [e for e in entries if _is_stale_scratch(e.name, slug)]
-    target = artifacts_dir / slug
-    olds = sorted((e for e in stale if e.name.startswith(".old-")), key=lambda e: e.stat().st_mtime_ns)
-    if olds and not (target.exists() or target.is_symlink()):
-        newest = olds[-1]
-        os.rename(newest.path, target)
+    by_slug: dict[str, list[os.DirEntry[str]]] = {}
+    for entry in entries:
+        slug = _stale_scratch_slug(entry.name)
+        if slug is not None:
+            by_slug.setdefault(slug, []).append(entry)
+    restored = False
+    for slug, stale in by_slug.items():
+        target = artifacts_dir / slug
+        olds = sorted((e for e in stale if e.name.startswith(".old-")), key=lambda e: e.stat().st_mtime_ns)
+        if olds and not (target.exists() or target.is_symlink()):
+            newest = olds[-1]
+            os.rename(newest.path, target)
+            restored = True
+            stale = [e for e in stale if e.name != newest.name]
+        for entry in stale:
+            shutil.rmtree(entry.path, ignore_errors=True)
+    if restored:
         fsync_dir(artifacts_dir)
-        stale = [e for e in stale if e.name != newest.name]
-    for entry in stale:
-        shutil.rmtree(entry.path, ignore_errors=True)
 
 
-def _is_stale_scratch(name: str, slug: str) -> bool:
+def recover_once(artifacts_dir: Path) -> None:
+    """`recover(artifacts_dir)` the first time this process touches that directory, then never again.
+
+    Leftovers exist only where a writer died, and a writer of this process never leaves any (its
+    scratch dirs are removed in `finally`), so one sweep when a run starts finds them all; a writer
+    of another process that dies later is swept by the next run. Until then its slot is merely not
+    current (rebuilt), never wrongly current: currency is decided by verifying `<slug>/` alone.
+    """
+    resolved = Path(artifacts_dir).resolve()
+    with _swept_lock:
+        if resolved in _swept:
+            return
+        recover(resolved)
+        _swept.add(resolved)
+
+
+def _stale_scratch_slug(name: str) -> str | None:
+    """The slug of a scratch dir no live writer owns; None for a live one or any other name."""
     match = _SCRATCH.fullmatch(name)
-    if match is None or match["slug"] != slug:
-        return False
+    if match is None:
+        return None
     pid = int(match["pid"])
     if pid == os.getpid():
         with _in_flight_lock:
-            return name not in _in_flight
-    return not _process_alive(pid)
+            live = name in _in_flight
+    else:
+        live = _process_alive(pid)
+    return None if live else match["slug"]
 
 
 def _process_alive(pid: int) -> bool:
@@ -324,7 +360,7 @@ def artifact_is_current(path: Path, key: str) -> bool:
     """True when `path` holds a verified artifact whose key is `key`; never raises."""
     path = Path(path)
     try:
-        recover(path.parent, path.name)
+        recover_once(path.parent)
         verify_artifact(path, expected_key=key)
     except (ArtifactError, OSError, ValueError):
         return False
@@ -369,7 +405,10 @@ def _parse_meta(where: Path, data: bytes | None) -> dict[str, Any]:
     if missing or not isinstance(meta["files"], dict) or not isinstance(meta["counts"], dict):
         raise ArtifactError(f"{meta_path}: lacks {', '.join(missing) or 'a valid files/counts mapping'}. "
                             f"Delete {where} and scrape again.")
-    if meta_digest(meta) != meta["meta_digest"] or text != meta_text(meta):
+    # One serialisation (canonical JSON, C-speed) checks every value. The file's whitespace is not
+    # compared with meta_text(meta) (pure-Python indent encoder, 3x slower): nothing reads those
+    # bytes, consolidate and pull re-render meta.json from the parsed content.
+    if meta_digest(meta) != meta["meta_digest"]:
         raise ArtifactError(f"{meta_path}: its content does not match its meta_digest (the file was edited "
                             f"or damaged). Delete {where} and scrape again.")
     return meta
