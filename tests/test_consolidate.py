@@ -20,7 +20,8 @@ from conftest import REPO
 from deadzone_build.db import schema as S
 from deadzone_build.pipeline.artifact import VECTORS_FILE, read_artifact
 from deadzone_build.cli import main
-from deadzone_build.db.consolidate import DbIsCurrent, consolidate, db_is_current, manifest_path, sha256_path
+from deadzone_build.db.consolidate import consolidate, manifest_path, sha256_path
+from deadzone_build.db.read import DbIsCurrent, artifact_meta, db_is_current, row_meta_json
 from deadzone_build.errors import ConsolidateError, DatabaseError
 from deadzone_build.registry.keys import registry_digest, slot_key
 from deadzone_build.embed.pin import pin_id
@@ -52,10 +53,11 @@ def test_builds_the_documented_schema(fake_artifacts: Path, fake_slots, tmp_path
     assert meta[S.META_SLOTS_MISSING] == "[]" and meta[S.META_BUILT_AT] == "" and meta[S.META_LIB_FILTER] == ""
     libs = conn.execute("SELECT id, lib_id, version, first_chunk, chunk_count FROM libraries ORDER BY id").fetchall()
     assert libs == [(1, "/acme/gadgets", "2.1", 1, 6), (2, "/acme/widgets", "", 7, 5), (3, "/zeta/tools", "", 12, 7)]
-    # Every artifact field survives: meta verbatim, chunks with their vectors.
+    # Every artifact field survives: the meta (its pin stored once, in `meta`), chunks with their vectors.
     art = read_artifact(fake_artifacts / "acme_widgets")
     row = conn.execute("SELECT meta_json, vector FROM libraries WHERE slug = 'acme_widgets'").fetchone()
-    assert row[0] == (fake_artifacts / "acme_widgets" / "meta.json").read_text()
+    assert row[0] == row_meta_json(art.meta) and "embedder" not in json.loads(row[0])["key_inputs"]
+    assert artifact_meta(row[0], json.loads(meta[S.META_PIN])) == art.meta
     assert row[1] == art.library_vector.tobytes()
     chunks = conn.execute("SELECT url, heading_path, ordinal, text, tokens, vector FROM chunks "
                           "WHERE lib_id = '/acme/widgets' ORDER BY ordinal").fetchall()

@@ -1,36 +1,41 @@
-"""Artifacts → one deterministic `deadzone.db` (+ `deadzone.db.sha256`, `manifest.json`).
+"""Artifacts → one deterministic `deadzone.db` (+ `deadzone.db.sha256`, `manifest.json`). Writes only;
+reading a db back (pull, plan, release, `--base`, the up-to-date check) is `db/read.py`.
 
 Only the given registry slots go in, each from a verified artifact whose key is the slot's key
-(or, with `base_db`, from an older db's rows holding that key, verified against the digests in
-their stored meta.json). Same inputs, same bytes: rows in a fixed order with consecutive ids, no
-timestamps unless SOURCE_DATE_EPOCH, FTS index built in one `rebuild` pass, VACUUM, rollback
-journal. The db is written to a temp file, checked with `PRAGMA integrity_check` and renamed;
-the `.sha256` then `manifest.json` (the record `db_is_current` trusts) follow, each atomic.
+(or, with `base_db`, copied from an older db's rows holding that key, verified first against the
+digests in their stored meta by `read.verified_rows`). Same inputs, same bytes: rows in a fixed
+order with consecutive ids, no timestamps unless SOURCE_DATE_EPOCH, FTS index built in one
+`rebuild` pass, VACUUM, rollback journal. The db is written to a temp file, checked with
+`PRAGMA integrity_check` and renamed; the `.sha256` then `manifest.json` (the record
+`read.db_is_current` trusts) follow, each atomic.
+
+`--base` copies a reused library's rows inside SQLite (`INSERT … SELECT` from the attached base db),
+so they are never turned into Python objects and serialised again; a row copied that way is the
+same bytes a full consolidate writes from the artifact, because the writer stores exactly what
+the verification re-derives (meta as canonical JSON without the pin, heading paths as canonical JSON).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from deadzone_build.db import schema as S
-from deadzone_build.pipeline.artifact import (
-    CHUNKS_FILE, DIMENSION, LIBRARY_FILE, META_FILE, VECTORS_FILE, Artifact, artifact_is_current, chunks_bytes,
-    meta_text, parse_blobs, read_artifact,
-)
+from deadzone_build.db.read import LibraryRows, row_meta_json, stored_pin, verified_rows
+from deadzone_build.db.schema import manifest_path, sha256_path
+from deadzone_build.pipeline.artifact import DIMENSION, META_FILE, Artifact, read_artifact
 from deadzone_build.atomic import fsync_dir, write_atomic
 from deadzone_build.errors import ArtifactError, ConsolidateError
 from deadzone_build.registry.keys import PIPELINE_VERSION, slot_key
 from deadzone_build.embed.pin import canonical_json, pin_dict, pin_id
 from deadzone_build.registry.load import Slot
 
-MANIFEST_NAME = "manifest.json"
+MANIFEST_NAME = S.MANIFEST_NAME
 MANIFEST_FORMAT = 1
 _VECTOR_BYTES = DIMENSION * 4
 BUILD_CACHE_KB = 256 * 1024  # page cache while building: the FTS rebuild touches pages all over the file
@@ -70,14 +75,6 @@ class ConsolidateResult:
                 f"sha256 {self.sha256}")
 
 
-def sha256_path(db_path: Path) -> Path:
-    return db_path.with_name(db_path.name + ".sha256")
-
-
-def manifest_path(db_path: Path) -> Path:
-    return db_path.with_name(MANIFEST_NAME)
-
-
 def _quiet(_: str) -> None:
     pass
 
@@ -94,14 +91,14 @@ def consolidate(*, slots: list[Slot], artifacts_dir: Path, db_path: Path, regist
     db_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = db_path.with_name(f".{db_path.name}.tmp-{os.getpid()}-{secrets.token_hex(6)}")
     try:
-        writer = _DbWriter(tmp)
+        writer = _DbWriter(tmp, base.path if base is not None else None)
         try:
             records, missing, reused = _fill(writer, ordered, artifacts_dir, base, log)
             _check_enough(records, missing, max_missing, len(slots))
             writer.finish(_meta_rows(registry_digest, lib_filter, len(slots), missing, built_at))
         finally:
             writer.close()
-        digest = _sha256_file(tmp, fsync=True)
+        digest = S.sha256_file(tmp, fsync=True)
         os.replace(tmp, db_path)
         fsync_dir(db_path.parent)
     finally:
@@ -124,17 +121,19 @@ def _fill(writer: _DbWriter, ordered: list[Slot], artifacts_dir: Path, base: _Ba
     reused: list[str] = []
     for slot in ordered:
         key = slot_key(slot)
-        art = base.library(key, log) if base is not None else None
-        source = "base db"
-        if art is None:
-            art, source = _load_artifact(artifacts_dir / slot.slug, slot, key, missing), "artifact"
+        rows = base.rows(key, log) if base is not None else None
+        if rows is not None:
+            writer.copy_library(rows)
+            reused.append(slot.slug)
+            meta, chunks, source = rows.meta, rows.meta["counts"]["chunks"], "base db"
+        else:
+            art = _load_artifact(artifacts_dir / slot.slug, slot, key, missing)
             if art is None:
                 continue
-        else:
-            reused.append(slot.slug)
-        writer.add_library(art)
-        records[slot.slug] = {"counts": art.meta["counts"], "dropped": _dropped(art.meta)}
-        log(f"consolidate: {slot.label}: {len(art.chunks)} chunks from the {source}")
+            writer.add_library(art)
+            meta, chunks, source = art.meta, len(art.chunks), "artifact"
+        records[slot.slug] = {"counts": meta["counts"], "dropped": _dropped(meta)}
+        log(f"consolidate: {slot.label}: {chunks} chunks from the {source}")
     return records, missing, reused
 
 
@@ -221,9 +220,11 @@ def _manifest(db_path: Path, digest: str, slots: list[Slot], records: dict[str, 
 
 
 class _DbWriter:
-    """One consolidate's temp db: fixed page size, no journal while building (the file is scratch)."""
+    """One consolidate's temp db: fixed page size, no journal while building (the file is scratch).
 
-    def __init__(self, path: Path) -> None:
+    With `base`, that older db is attached read-only as schema `base` for `copy_library`."""
+
+    def __init__(self, path: Path, base: Path | None = None) -> None:
         self.path = path
         self.conn = sqlite3.connect(path, isolation_level=None)
         self.conn.execute(f"PRAGMA page_size = {S.PAGE_SIZE}")
@@ -231,19 +232,26 @@ class _DbWriter:
         self.conn.execute("PRAGMA synchronous = OFF")
         self.conn.execute(f"PRAGMA cache_size = -{BUILD_CACHE_KB}")
         self.conn.executescript(S.TABLES_DDL)
+        self.attached = base is not None
+        if base is not None:
+            self.conn.execute("ATTACH DATABASE ? AS base", (f"{base.resolve().as_uri()}?mode=ro",))
         self.conn.execute("BEGIN")
         self.next_library = 1
         self.next_chunk = 1
+        self.pin_id = pin_id()
 
     def add_library(self, art: Artifact) -> None:
         meta, slot, counts = art.meta, art.meta["slot"], art.meta["counts"]
+        if meta.get("pin_id") != self.pin_id:  # the row leaves the pin out: it must be the db's
+            raise ConsolidateError(f"{art.path}: embedded with pin {meta.get('pin_id')}, not {self.pin_id}. "
+                                   "Scrape it again with the current embedder.")
         lib, first = self.next_library, self.next_chunk
         self.conn.execute(
             "INSERT INTO libraries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (lib, slot["lib_id"], slot["version"], slot["slug"], meta["key"], slot["kind"], slot["ref"],
              slot["description"], len(art.chunks), int(counts.get("tokens", 0)), int(counts.get("docs_ok", 0)),
              int(counts.get("docs_dropped", 0)), first, art.library_vector.astype("<f4").tobytes(),
-             meta_text(meta)),
+             row_meta_json(meta)),
         )
         vectors = memoryview(art.vectors.astype("<f4", copy=False).tobytes())
         self.conn.executemany(
@@ -255,6 +263,19 @@ class _DbWriter:
         self.next_library += 1
         self.next_chunk += len(art.chunks)
 
+    def copy_library(self, rows: LibraryRows) -> None:
+        """Copy a verified library of the attached base db, renumbered, without leaving SQLite."""
+        lib, first, n = self.next_library, self.next_chunk, rows.meta["counts"]["chunks"]
+        self.conn.execute(
+            "INSERT INTO libraries SELECT ?, lib_id, version, slug, key, kind, ref, description, chunk_count, "
+            "token_count, docs_ok, docs_dropped, ?, vector, meta_json FROM base.libraries WHERE id = ?",
+            (lib, first, rows.library_id))
+        self.conn.execute(
+            "INSERT INTO chunks SELECT ? + ordinal, ?, lib_id, version, url, heading_path, ordinal, text, tokens, "
+            "vector FROM base.chunks WHERE library = ? ORDER BY ordinal", (first, lib, rows.library_id))
+        self.next_library += 1
+        self.next_chunk += n
+
     def finish(self, meta: dict[str, str]) -> None:
         conn = self.conn
         conn.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
@@ -263,6 +284,9 @@ class _DbWriter:
         # arrived. A hash table big enough for the whole index makes it one segment (fast queries, no
         # merges, no free pages); past that, optimize merges the segments and VACUUM drops the freed pages.
         conn.execute("INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('hashsize', ?)", (FTS_BUILD_HASH_BYTES,))
+        if self.attached:  # the base db is read only while copying, never part of the result
+            conn.execute("DETACH DATABASE base")
+            self.attached = False
         conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')")
         if conn.execute("SELECT count(DISTINCT segid) FROM chunks_fts_idx").fetchone()[0] > 1:
             conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")
@@ -280,32 +304,7 @@ class _DbWriter:
         self.conn.close()
 
 
-# ── reading rows back (for --base and pull) ──────────────────────────────────
-
-
-def library_blobs(conn: sqlite3.Connection, key: str) -> dict[str, bytes] | None:
-    """The four files of the artifact the db's rows for `key` came from (unverified); None when absent."""
-    row = conn.execute("SELECT id, meta_json, vector FROM libraries WHERE key = ?", (key,)).fetchone()
-    if row is None:
-        return None
-    lib, meta_json, library_vector = row
-    chunks, vectors = [], []
-    for url, heading_path, ordinal, text, tokens, vector in conn.execute(
-            "SELECT url, heading_path, ordinal, text, tokens, vector FROM chunks WHERE library = ? "
-            "ORDER BY ordinal", (lib,)):
-        chunks.append({"url": url, "heading_path": json.loads(heading_path), "ordinal": ordinal,
-                       "text": text, "tokens": tokens})
-        vectors.append(vector)
-    return {META_FILE: meta_json.encode(), CHUNKS_FILE: chunks_bytes(chunks),
-            VECTORS_FILE: b"".join(vectors), LIBRARY_FILE: library_vector}
-
-
-def library_from_db(conn: sqlite3.Connection, key: str, where: Path) -> Artifact | None:
-    """The artifact the db's rows for `key` came from, verified against its stored meta; None when absent."""
-    blobs = library_blobs(conn, key)
-    if blobs is None:
-        return None
-    return parse_blobs(where, blobs, expected_key=key, expected_pin_id=pin_id())
+# ── the base db ──────────────────────────────────────────────────────────────
 
 
 class _Base:
@@ -314,79 +313,14 @@ class _Base:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.conn = S.open_checked(path)
+        self.pin = stored_pin(self.conn)
 
-    def library(self, key: str, log: Callable[[str], None]) -> Artifact | None:
+    def rows(self, key: str, log: Callable[[str], None]) -> LibraryRows | None:
         try:
-            return library_from_db(self.conn, key, self.path)
-        except (ArtifactError, sqlite3.DatabaseError, ValueError) as exc:
+            return verified_rows(self.conn, key, self.path, self.pin)
+        except (ArtifactError, sqlite3.DatabaseError, ValueError, KeyError, TypeError) as exc:
             log(f"consolidate: base db rows for {key} are unusable ({exc}); reading the artifact instead")
             return None
 
     def close(self) -> None:
         self.conn.close()
-
-
-# ── up-to-date check and file helpers ────────────────────────────────────────
-
-
-def db_is_current(db_path: Path, slots: list[Slot], artifacts_dir: Path | None = None,
-                  max_missing: int | None = None) -> bool:
-    """True when `db_path` was consolidated from exactly these slot keys with this pin and is intact.
-
-    Decided from the files (manifest.json, the db's sha256), never from doit's dep file. With
-    `artifacts_dir`, a slot the db lacks whose artifact has since appeared also makes it stale.
-    With `max_missing`, a db that lacks more slots than that is stale too, so a build that
-    tolerated missing slots never passes for one that does not (consolidating again fails, and says why).
-    """
-    db_path = Path(db_path)
-    try:
-        manifest = json.loads(manifest_path(db_path).read_text(encoding="utf-8"))
-        entries = manifest["slots"]
-        if (manifest.get("embedder_pin_id") != pin_id() or manifest.get("schema_version") != S.SCHEMA_VERSION
-                or manifest.get("db") != db_path.name):
-            return False
-        if sorted(e["key"] for e in entries) != sorted(slot_key(s) for s in slots):
-            return False
-        if sha256_path(db_path).read_text() != f"{manifest['sha256']}  {db_path.name}\n":
-            return False
-        if _sha256_file(db_path) != manifest["sha256"]:
-            return False
-        if max_missing is not None and sum(1 for e in entries if e["status"] != "ok") > max_missing:
-            return False
-        if artifacts_dir is not None:
-            for e in entries:
-                if e["status"] != "ok" and artifact_is_current(Path(artifacts_dir) / e["slug"], e["key"]):
-                    return False
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    return True
-
-
-class DbIsCurrent:
-    """doit `uptodate` check for the consolidate task (picklable; `doit info` prints the repr)."""
-
-    def __init__(self, db_path: Path, slots: Iterable[Slot], artifacts_dir: Path | None = None,
-                 max_missing: int | None = None) -> None:
-        self.db_path = Path(db_path)
-        self.slots = list(slots)
-        self.artifacts_dir = Path(artifacts_dir) if artifacts_dir is not None else None
-        self.max_missing = max_missing
-
-    def __call__(self, task: Any = None, values: Any = None) -> bool:
-        return db_is_current(self.db_path, self.slots, self.artifacts_dir, self.max_missing)
-
-    def __repr__(self) -> str:
-        limit = "" if self.max_missing is None else f", at most {self.max_missing} of them missing"
-        return (f"DbIsCurrent({str(self.db_path)!r}, {len(self.slots)} slots): up to date when "
-                f"{manifest_path(self.db_path)} records exactly these slot keys{limit} and the current "
-                "embedder pin, and the db matches its sha256")
-
-
-def _sha256_file(path: Path, fsync: bool = False) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-        if fsync:  # the db was built with synchronous=OFF: make it durable before the rename
-            os.fsync(fh.fileno())
-    return digest.hexdigest()
