@@ -93,13 +93,8 @@ def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: htt
     tick = progress or (lambda stage, done, total: None)
 
     started = time.perf_counter()
-    own_client = client is None
-    client = client or fetch.make_client(settings)
-    try:
-        source = collect(slot, SourceContext(client, settings, tick))
-    finally:
-        if own_client:
-            client.close()
+    client = client or fetch.shared_client(settings)  # one per process: no SSL context per slot
+    source = collect(slot, SourceContext(client, settings, tick))
     outcome.seconds["fetch"] = time.perf_counter() - started
 
     started = time.perf_counter()
