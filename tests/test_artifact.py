@@ -233,7 +233,7 @@ def test_uptodate_object_for_doit(artifacts_dir: Path) -> None:
     slot = make_slot()
     path = write_fake_artifact(artifacts_dir, slot)
     check = ArtifactIsCurrent(path, slot_key(slot))
-    assert check() is True and check(task=None, values={}) is True
+    assert check() is True and check(None, {}) is True  # how doit calls it
     assert slot_key(slot) in repr(check) and str(path) in repr(check)
     clone = pickle.loads(pickle.dumps(check))
     assert clone == check and clone() is True

@@ -224,7 +224,7 @@ class DbIsCurrent:
         self.artifacts_dir = Path(artifacts_dir) if artifacts_dir is not None else None
         self.max_missing = max_missing
 
-    def __call__(self, task: Any = None, values: Any = None) -> bool:
+    def __call__(self, *_: Any) -> bool:  # no `task`/`values` parameter: doit then skips fetching values
         return db_is_current(self.db_path, self.slots, self.artifacts_dir, self.max_missing)
 
     def __repr__(self) -> str:

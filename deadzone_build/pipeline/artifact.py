@@ -32,6 +32,7 @@ from typing import Any
 
 import blake3
 import numpy as np
+import orjson
 
 from deadzone_build.atomic import fsync_dir, write_synced
 from deadzone_build.errors import ArtifactError
@@ -262,12 +263,15 @@ def recover_once(artifacts_dir: Path) -> None:
     of another process that dies later is swept by the next run. Until then its slot is merely not
     current (rebuilt), never wrongly current: currency is decided by verifying `<slug>/` alone.
     """
-    resolved = Path(artifacts_dir).resolve()
+    given = Path(artifacts_dir)
+    if given in _swept:  # the common case, without a resolve() (a syscall per path component)
+        return
+    resolved = given.resolve()
     with _swept_lock:
-        if resolved in _swept:
-            return
-        recover(resolved)
-        _swept.add(resolved)
+        if resolved not in _swept:
+            recover(resolved)
+            _swept.add(resolved)
+        _swept.add(given)
 
 
 def _stale_scratch_slug(name: str) -> str | None:
@@ -315,7 +319,7 @@ def parse_blobs(where: Path, blobs: dict[str, bytes], expected_key: str | None =
                 expected_pin_id: str | None = None) -> Artifact:
     """An Artifact from the bytes of its four files (read from disk or rebuilt from a db), verified first."""
     meta = verify_blobs(where, blobs, expected_key, expected_pin_id)
-    chunks = [json.loads(line) for line in blobs[CHUNKS_FILE].decode().splitlines()]
+    chunks = [orjson.loads(line) for line in blobs[CHUNKS_FILE].splitlines()]  # digest-checked: valid JSON
     vectors = np.frombuffer(blobs[VECTORS_FILE], dtype=_F32).reshape(len(chunks), DIMENSION)
     library_vector = np.frombuffer(blobs[LIBRARY_FILE], dtype=_F32)
     return Artifact(path=Path(where), meta=meta, chunks=chunks, vectors=vectors, library_vector=library_vector)
@@ -374,7 +378,9 @@ class ArtifactIsCurrent:
         self.path = Path(path)
         self.key = key
 
-    def __call__(self, task: Any = None, values: Any = None) -> bool:
+    def __call__(self, *_: Any) -> bool:
+        # No parameter named `task`/`values`: doit would then look up the task's saved values in
+        # its dep file for every slot, which this check never uses.
         return artifact_is_current(self.path, self.key)
 
     def __repr__(self) -> str:
@@ -393,10 +399,14 @@ def _parse_meta(where: Path, data: bytes | None) -> dict[str, Any]:
     if data is None:
         raise ArtifactError(f"{where}: meta.json is missing. Scrape the slot to build it.")
     try:
-        text = data.decode("utf-8")
-        meta = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{meta_path}: not valid JSON ({exc}). Delete {where} and scrape again.") from None
+        meta = orjson.loads(data)  # the same values as json.loads, 2-3x faster
+    except orjson.JSONDecodeError:
+        meta = None  # json decides, and names the problem
+    if meta is None:
+        try:
+            meta = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ArtifactError(f"{meta_path}: not valid JSON ({exc}). Delete {where} and scrape again.") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise ArtifactError(f"{meta_path}: artifact format {found!r}, this build reads format {FORMAT}. "
@@ -408,10 +418,26 @@ def _parse_meta(where: Path, data: bytes | None) -> dict[str, Any]:
     # One serialisation (canonical JSON, C-speed) checks every value. The file's whitespace is not
     # compared with meta_text(meta) (pure-Python indent encoder, 3x slower): nothing reads those
     # bytes, consolidate and pull re-render meta.json from the parsed content.
-    if meta_digest(meta) != meta["meta_digest"]:
+    if not _meta_digest_matches(meta):
         raise ArtifactError(f"{meta_path}: its content does not match its meta_digest (the file was edited "
                             f"or damaged). Delete {where} and scrape again.")
     return meta
+
+
+def _meta_digest_matches(meta: dict[str, Any]) -> bool:
+    """meta_digest(meta) == meta["meta_digest"], usually without the stdlib encoder.
+
+    orjson's sorted compact output is canonical_json's bytes for the values a meta holds (str, int,
+    list, dict, None, bool); when its bytes hash to the recorded digest they *are* those bytes, so
+    only a mismatch (a damaged meta, or a value the two encoders write differently) pays for
+    canonical_json to decide."""
+    body = {k: v for k, v in meta.items() if k != "meta_digest"}
+    try:
+        if _digest(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)) == meta["meta_digest"]:
+            return True
+    except (orjson.JSONEncodeError, TypeError):
+        pass
+    return meta_digest(meta) == meta["meta_digest"]
 
 
 def _check_rows(path: Path, meta: dict[str, Any], blobs: dict[str, bytes]) -> None:

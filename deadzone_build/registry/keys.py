@@ -8,6 +8,8 @@ artifact's meta so `explain` can say which input changed.
 
 from __future__ import annotations
 
+import functools
+
 from typing import Any, Callable
 
 import blake3
@@ -58,7 +60,16 @@ def key_from_inputs(slug: str, inputs: dict[str, Any]) -> str:
 
 def slot_key(slot: Slot, pin: dict[str, Any] | None = None) -> str:
     """The content key of `slot` under `pin` (default: the current embedder pin)."""
+    if pin is None:
+        return _current_key(slot)
     return key_from_inputs(slot.slug, key_inputs(slot, pin))
+
+
+@functools.lru_cache(maxsize=None)
+def _current_key(slot: Slot) -> str:
+    # A run asks for each slot's key several times (doit's scrape and consolidate checks, plan,
+    # the manifest); under the current pin it is a pure function of the (frozen) Slot.
+    return key_from_inputs(slot.slug, key_inputs(slot, None))
 
 
 def changed_inputs(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
