@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -61,27 +62,38 @@ def words(rng: np.random.Generator, n: int) -> list[str]:
 def generate(artifacts: Path, slots: list[Slot], total_chunks: int) -> None:
     per_lib = total_chunks // len(slots)
     for i, slot in enumerate(slots):
-        rng = np.random.default_rng(i)
-        vectors = rng.standard_normal((per_lib, DIMENSION)).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        library_vector = vectors.mean(axis=0)
-        library_vector /= np.linalg.norm(library_vector)
-        chunks = [{"url": slot.urls[j % len(slot.urls)], "heading_path": [f"Lib {i}", f"Section {j // 4}"],
-                   "ordinal": j, "text": " ".join(words(rng, WORDS_PER_CHUNK)), "tokens": 200} for j in range(per_lib)]
-        reports = [{"url": u, "status": "ok", "http_status": 200, "bytes": 1000, "sha256": "0" * 64,
-                    "chunks": per_lib // len(slot.urls), "reason": ""} for u in slot.urls]
-        write_artifact(artifacts, slot, key=slot_key(slot), key_inputs=key_inputs(slot), pin_id=pin_id(),
-                       chunks=chunks, vectors=vectors, library_vector=library_vector, url_reports=reports,
-                       counts={"urls": 8, "docs_ok": 8, "docs_dropped": 0})
+        generate_one(artifacts, slot, per_lib, seed=i)
+
+
+def generate_one(artifacts: Path, slot: Slot, per_lib: int, seed: int = 10_000) -> None:
+    """One library's artifact: `per_lib` chunks of Zipf words and random unit vectors."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((per_lib, DIMENSION)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    library_vector = vectors.mean(axis=0)
+    library_vector /= np.linalg.norm(library_vector)
+    chunks = [{"url": slot.urls[j % len(slot.urls)], "heading_path": [f"Lib {seed}", f"Section {j // 4}"],
+               "ordinal": j, "text": " ".join(words(rng, WORDS_PER_CHUNK)), "tokens": 200} for j in range(per_lib)]
+    reports = [{"url": u, "status": "ok", "http_status": 200, "bytes": 1000, "sha256": "0" * 64,
+                "chunks": per_lib // len(slot.urls), "reason": ""} for u in slot.urls]
+    write_artifact(artifacts, slot, key=slot_key(slot), key_inputs=key_inputs(slot), pin_id=pin_id(),
+                   chunks=chunks, vectors=vectors, library_vector=library_vector, url_reports=reports,
+                   counts={"urls": 8, "docs_ok": 8, "docs_dropped": 0})
 
 
 # ── the two builds, each run in a child process (see main) ───────────────────
 
 
-def build_ours(artifacts: Path, db: Path, slots: list[Slot]) -> None:
+def build_ours(artifacts: Path, db: Path, slots: list[Slot], base: Path | None = None) -> None:
     from deadzone_build.db.consolidate import consolidate
 
-    consolidate(slots=slots, artifacts_dir=artifacts, db_path=db, registry_digest=registry_digest(slots))
+    consolidate(slots=slots, artifacts_dir=artifacts, db_path=db, registry_digest=registry_digest(slots),
+                base_db=base)
+
+
+def edited(slots: list[Slot]) -> list[Slot]:
+    """The registry after one entry's description changed (slot 0: one new key)."""
+    return [replace(slots[0], description=slots[0].description + " Edited."), *slots[1:]]
 
 
 def build_naive(artifacts: Path, db: Path, slots: list[Slot]) -> None:
@@ -109,7 +121,14 @@ def build_naive(artifacts: Path, db: Path, slots: list[Slot]) -> None:
 def child(which: str, artifacts: str, db: str, n_libraries: int) -> None:
     slots = make_slots(n_libraries)
     start = time.perf_counter()
-    (build_ours if which == "ours" else build_naive)(Path(artifacts), Path(db), slots)
+    if which == "ours":
+        build_ours(Path(artifacts), Path(db), slots)
+    elif which == "full-edited":  # every library from its artifact, one of them changed
+        build_ours(Path(artifacts), Path(db), edited(slots))
+    elif which == "base-edited":  # the same with --base: 249 libraries copied from the first db
+        build_ours(Path(artifacts), Path(db), edited(slots), base=Path(db).parent.parent / "ours" / "deadzone.db")
+    else:
+        build_naive(Path(artifacts), Path(db), slots)
     print(json.dumps({"seconds": time.perf_counter() - start, "peak_rss_mb": own_peak_rss_mb()}))
 
 
@@ -197,6 +216,15 @@ def main() -> None:
         print(f"consolidate: {ours_s:.2f} s, peak RSS {ours_mb:.0f} MB, db {size:.0f} MB  "
               f"(naive row-by-row: {naive_s:.2f} s, {naive_mb:.0f} MB; time ratio {ours_s / naive_s:.2f}x)  "
               f"goal < 10 s, < 1024 MB")
+        one = edited(slots)[0]  # its artifact, as a scrape of the edited entry would write it
+        generate_one(artifacts, one, args.chunks // args.libraries)
+        full_s, _ = run_child("full-edited", artifacts, work / "full" / "deadzone.db", args.libraries)
+        base_s, _ = run_child("base-edited", artifacts, work / "based" / "deadzone.db", args.libraries)
+        same = (work / "full" / "deadzone.db").read_bytes() == (work / "based" / "deadzone.db").read_bytes()
+        print(f"consolidate --base (one of {args.libraries} libraries changed): {base_s:.2f} s vs full {full_s:.2f} s "
+              f"(ratio {base_s / full_s:.2f}x, goal <= 0.7; same bytes: {same})")
+        if not same:
+            raise SystemExit("consolidate --base wrote other bytes than a full consolidate")
         s = bench_search(db, slots, args.queries)
         print(f"search ({args.queries} queries, 1/3 filtered by library, limit 10): p50 {s['p50']:.1f} ms, "
               f"p95 {s['p95']:.1f} ms  (FTS-only baseline p50 {s['fts_p50']:.1f} ms, p95 {s['fts_p95']:.1f} ms; "

@@ -25,13 +25,14 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import blake3
+import orjson
 
 from deadzone_build.db import schema as S
 from deadzone_build.embed.pin import canonical_json, pin_id
 from deadzone_build.errors import ArtifactError, DatabaseError
 from deadzone_build.pipeline.artifact import (
     CHUNKS_FILE, DIMENSION, LIBRARY_FILE, META_FILE, VECTORS_FILE, Artifact, artifact_is_current, chunks_bytes,
-    meta_digest, meta_text, parse_blobs,
+    meta_digest_matches, meta_text, parse_blobs,
 )
 from deadzone_build.registry.keys import slot_key
 from deadzone_build.registry.load import Slot
@@ -69,15 +70,28 @@ def stored_pin(conn: sqlite3.Connection) -> Any:
     return json.loads(text)
 
 
+def _without_pin(meta: dict[str, Any]) -> dict[str, Any]:
+    return {**meta, "key_inputs": {k: v for k, v in meta["key_inputs"].items() if k != "embedder"}}
+
+
 def row_meta_json(meta: dict[str, Any]) -> str:
     """What a library row stores for an artifact's meta: canonical JSON without the (shared) pin."""
-    key_inputs = {k: v for k, v in meta["key_inputs"].items() if k != "embedder"}
-    return canonical_json({**meta, "key_inputs": key_inputs})
+    return canonical_json(_without_pin(meta))
+
+
+def _is_row_meta_json(meta: dict[str, Any], stored: str) -> bool:
+    """stored == row_meta_json(meta); orjson's bytes first (equal bytes settle it), canonical_json otherwise."""
+    try:
+        if orjson.dumps(_without_pin(meta), option=orjson.OPT_SORT_KEYS) == stored.encode():
+            return True
+    except (orjson.JSONEncodeError, TypeError):
+        pass
+    return row_meta_json(meta) == stored
 
 
 def artifact_meta(meta_json: str, pin: Any) -> dict[str, Any]:
     """The artifact's meta from a row's `meta_json` and the db's pin (the inverse of row_meta_json)."""
-    meta = json.loads(meta_json)
+    meta = orjson.loads(meta_json)
     meta["key_inputs"] = {**meta["key_inputs"], "embedder": pin}
     return meta
 
@@ -167,9 +181,9 @@ def verified_rows(conn: sqlite3.Connection, key: str, where: Path, pin: Any) -> 
 def _row_problem(lib: dict[str, Any], meta: dict[str, Any]) -> str:
     """What in a library row disagrees with its meta (what consolidate writes from it), or ""."""
     slot, counts = meta.get("slot", {}), meta.get("counts", {})
-    if meta.get("meta_digest") != meta_digest(meta):
+    if not meta_digest_matches(meta):
         return "holds a meta whose meta_digest does not match"
-    if lib["meta_json"] != row_meta_json(meta):
+    if not _is_row_meta_json(meta, lib["meta_json"]):
         return "stores its meta in a form this build does not write"
     expected = (slot.get("lib_id"), slot.get("version"), slot.get("slug"), meta.get("key"), slot.get("kind"),
                 slot.get("ref"), slot.get("description"), counts.get("chunks"), int(counts.get("tokens", 0)),

@@ -57,7 +57,7 @@ _SCRATCH = re.compile(r"\.(?P<kind>tmp|old)-(?P<slug>.+)-(?P<pid>[0-9]+)-(?P<tok
 _SCRATCH_PREFIXES = (".tmp-", ".old-")
 _in_flight: set[str] = set()  # scratch dir names this process is writing right now
 _in_flight_lock = threading.Lock()
-_swept: set[Path] = set()  # artifacts dirs `recover` has swept in this process (resolved paths)
+_swept: set[str] = set()  # artifacts dirs `recover` has swept in this process (as given, and resolved)
 _swept_lock = threading.Lock()
 
 
@@ -255,7 +255,7 @@ def recover(artifacts_dir: Path) -> None:
         fsync_dir(artifacts_dir)
 
 
-def recover_once(artifacts_dir: Path) -> None:
+def recover_once(artifacts_dir: Path | str) -> None:
     """`recover(artifacts_dir)` the first time this process touches that directory, then never again.
 
     Leftovers exist only where a writer died, and a writer of this process never leaves any (its
@@ -263,13 +263,13 @@ def recover_once(artifacts_dir: Path) -> None:
     of another process that dies later is swept by the next run. Until then its slot is merely not
     current (rebuilt), never wrongly current: currency is decided by verifying `<slug>/` alone.
     """
-    given = Path(artifacts_dir)
-    if given in _swept:  # the common case, without a resolve() (a syscall per path component)
+    given = os.fspath(artifacts_dir)
+    if given in _swept:  # the common case: one set lookup, no resolve() (a syscall per path component)
         return
-    resolved = given.resolve()
+    resolved = os.path.realpath(given)
     with _swept_lock:
         if resolved not in _swept:
-            recover(resolved)
+            recover(Path(resolved))
             _swept.add(resolved)
         _swept.add(given)
 
@@ -348,9 +348,11 @@ def verify_blobs(where: Path, blobs: dict[str, bytes], expected_key: str | None 
 def _read_files(path: Path) -> dict[str, bytes]:
     """Whatever of the four files exists (verify_blobs names what is missing)."""
     blobs = {}
+    base = os.fspath(path)  # plain strings: this runs once per slot on every no-op build
     for name in (META_FILE, *DATA_FILES):
         try:
-            blobs[name] = (path / name).read_bytes()
+            with open(os.path.join(base, name), "rb") as fh:
+                blobs[name] = fh.read()
         except FileNotFoundError:
             if name == META_FILE:
                 what = "no artifact there" if not path.exists() else "meta.json is missing (a write never finished)"
@@ -364,7 +366,7 @@ def artifact_is_current(path: Path, key: str) -> bool:
     """True when `path` holds a verified artifact whose key is `key`; never raises."""
     path = Path(path)
     try:
-        recover_once(path.parent)
+        recover_once(os.path.dirname(os.fspath(path)) or ".")
         verify_artifact(path, expected_key=key)
     except (ArtifactError, OSError, ValueError):
         return False
@@ -418,13 +420,13 @@ def _parse_meta(where: Path, data: bytes | None) -> dict[str, Any]:
     # One serialisation (canonical JSON, C-speed) checks every value. The file's whitespace is not
     # compared with meta_text(meta) (pure-Python indent encoder, 3x slower): nothing reads those
     # bytes, consolidate and pull re-render meta.json from the parsed content.
-    if not _meta_digest_matches(meta):
+    if not meta_digest_matches(meta):
         raise ArtifactError(f"{meta_path}: its content does not match its meta_digest (the file was edited "
                             f"or damaged). Delete {where} and scrape again.")
     return meta
 
 
-def _meta_digest_matches(meta: dict[str, Any]) -> bool:
+def meta_digest_matches(meta: dict[str, Any]) -> bool:
     """meta_digest(meta) == meta["meta_digest"], usually without the stdlib encoder.
 
     orjson's sorted compact output is canonical_json's bytes for the values a meta holds (str, int,
