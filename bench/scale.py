@@ -14,8 +14,7 @@ consolidated from them, then times in fresh processes (median of `--rounds`):
     edited entry         one entry's description edited, then `doit`: checked that exactly one
                          scrape: task ran; compared with no-op + that slot's scrape + one consolidate
     scrape one slot      deadzone-build scrape --lib <edited> --force (the term of that sum)
-    consolidate          deadzone-build consolidate of every artifact
-    consolidate --base   the same with --base <the db before the edit>: one slot changed (same bytes: checked)
+    consolidate          deadzone-build consolidate of every artifact (one of them changed)
 
 Each figure is printed with its ratio to `doit list --all` of the same size and its growth factor
 from the previous size. The docs of the edited slot come from a local HTTP server (every path
@@ -31,7 +30,6 @@ measures the writer, not the disk); pass --work to use a disk.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -60,7 +58,7 @@ from deadzone_build.registry.load import load_registry, parse_registry  # noqa: 
 REAL_REGISTRY = REPO / "tests" / "fixtures" / "deadzone-libraries_sources.yaml"
 RAW = "https://raw.githubusercontent.com/"
 FIGURES = ("doit list --all", "no-op doit", "list --json", "plan --json", "edited entry", "scrape one slot",
-           "consolidate", "consolidate --base")
+           "consolidate")
 
 
 # ── inputs ───────────────────────────────────────────────────────────────────
@@ -235,10 +233,6 @@ def expect_ran(expected: list[str]):
     return check
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 # ── one size ─────────────────────────────────────────────────────────────────
 
 
@@ -268,7 +262,6 @@ def measure_size(n: int, root: Path, master: Path, env0: dict[str, str], rounds:
     edited_slot = next(s for s in slots if s.lib_id == edit.lib_id)
     edits = []
     for r in range(rounds):
-        shutil.copy(work / "deadzone.db", work / "before-edit.db")
         write_registry(registry, mine, {edit.lib_id: f"An edited description, round {r + 1}."})
         seconds, out = run(doit, env, work)
         ran = ran_tasks(out)
@@ -279,12 +272,7 @@ def measure_size(n: int, root: Path, master: Path, env0: dict[str, str], rounds:
     t["edited entry"] = statistics.median(edits)
     t["scrape one slot"] = median_of(rounds, [*cli, "scrape", "--lib", edit.lib_id, "--force"], env, work)
 
-    full_db, based_db = work / "full" / "deadzone.db", work / "based" / "deadzone.db"
-    t["consolidate"] = median_of(rounds, [*cli, "consolidate", "--db", str(full_db)], env, work)
-    t["consolidate --base"] = median_of(
-        rounds, [*cli, "consolidate", "--db", str(based_db), "--base", str(work / "before-edit.db")], env, work)
-    if sha256(full_db) != sha256(based_db):
-        raise SystemExit(f"n={n}: consolidate --base gave other bytes than a full consolidate")
+    t["consolidate"] = median_of(rounds, [*cli, "consolidate", "--db", str(work / "full" / "deadzone.db")], env, work)
     return t
 
 
@@ -362,8 +350,6 @@ def acceptance(sizes: list[int], results: dict[int, dict[str, float]]) -> None:
         bound = r["no-op doit"] + r["scrape one slot"] + r["consolidate"]
         print(f"  {n:>6,} slots: edited entry {r['edited entry']:.2f} s vs no-op + scrape + consolidate "
               f"{bound:.2f} s (ratio {r['edited entry'] / bound:.2f}, goal <= 1; exactly one scrape: task ran)")
-        print(f"  {n:>6,} slots: consolidate --base one changed = {r['consolidate --base'] / r['consolidate']:.2f}x "
-              "a full consolidate (same bytes)")
     for a, b in zip(sizes, sizes[1:]):
         growth = results[b]["no-op doit"] / results[a]["no-op doit"]
         print(f"  no-op doit growth {a:,} -> {b:,} slots: {growth:.1f}x for {b / a:.0f}x the slots "

@@ -22,7 +22,7 @@ from deadzone_build.pipeline.artifact import VECTORS_FILE, read_artifact
 from deadzone_build.cli import main
 from deadzone_build.db.consolidate import consolidate, manifest_path, sha256_path
 from deadzone_build.db.read import DbIsCurrent, artifact_meta, db_is_current, row_meta_json
-from deadzone_build.errors import ConsolidateError, DatabaseError
+from deadzone_build.errors import ConsolidateError
 from deadzone_build.registry.keys import registry_digest, slot_key
 from deadzone_build.embed.pin import pin_id
 from fx_artifacts import make_slot, registry_yaml, write_fake_artifact
@@ -155,48 +155,6 @@ def test_stale_artifact_is_not_used(fake_artifacts: Path, fake_slots, tmp_path: 
     edited = [replace(fake_slots[0], description="A new description."), *fake_slots[1:]]
     result = build(edited, fake_artifacts, tmp_path / "deadzone.db", max_missing=1)
     assert [(m.slug, m.status) for m in result.missing] == [("acme_widgets", "stale")]
-
-
-def test_base_db_gives_the_same_bytes(fake_artifacts: Path, fake_slots, tmp_path: Path) -> None:
-    old = tmp_path / "old" / "deadzone.db"
-    build(fake_slots, fake_artifacts, old)
-    # One entry changes: its artifact is rebuilt; the others' artifacts are gone (CI restored nothing).
-    edited = [fake_slots[0], replace(fake_slots[1], description="Gadgets, now with timers."), fake_slots[2]]
-    write_fake_artifact(fake_artifacts, edited[1], n_chunks=4, seed=9)
-    full = build(edited, fake_artifacts, tmp_path / "full" / "deadzone.db")
-    only_changed = tmp_path / "only_changed"
-    shutil.copytree(fake_artifacts / edited[1].slug, only_changed / edited[1].slug)
-    based = build(edited, only_changed, tmp_path / "based" / "deadzone.db", base_db=old)
-    assert sorted(based.reused) == ["acme_widgets", "zeta_tools"]
-    assert based.sha256 == full.sha256
-    assert (tmp_path / "based" / "deadzone.db").read_bytes() == (tmp_path / "full" / "deadzone.db").read_bytes()
-    assert (tmp_path / "based" / "manifest.json").read_text() == (tmp_path / "full" / "manifest.json").read_text()
-
-
-def test_base_db_rows_that_do_not_verify_are_not_reused(fake_artifacts: Path, fake_slots, tmp_path: Path) -> None:
-    old = tmp_path / "old.db"
-    build(fake_slots, fake_artifacts, old)
-    conn = sqlite3.connect(old)
-    conn.execute("UPDATE chunks SET text = text || ' tampered' WHERE lib_id = '/acme/widgets' AND ordinal = 2")
-    conn.commit()
-    conn.close()
-    logged: list[str] = []
-    result = build(fake_slots, fake_artifacts, tmp_path / "new" / "deadzone.db", base_db=old, log=logged.append)
-    assert sorted(result.reused) == ["acme_gadgets_2.1", "zeta_tools"]
-    assert any("unusable" in line for line in logged)
-    assert result.sha256 == build(fake_slots, fake_artifacts, tmp_path / "plain" / "deadzone.db").sha256
-
-
-def test_base_db_with_another_pin_is_refused(fake_artifacts: Path, fake_slots, tmp_path: Path) -> None:
-    old = tmp_path / "old.db"
-    build(fake_slots, fake_artifacts, old)
-    conn = sqlite3.connect(old)
-    conn.execute("UPDATE meta SET value = 'other' WHERE key = ?", (S.META_PIN_ID,))
-    conn.commit()
-    conn.close()
-    with pytest.raises(DatabaseError, match="embedder pin other"):
-        build(fake_slots, fake_artifacts, tmp_path / "new" / "deadzone.db", base_db=old)
-    assert not (tmp_path / "new" / "deadzone.db").exists()
 
 
 def test_db_is_current(fake_artifacts: Path, fake_slots, tmp_path: Path) -> None:

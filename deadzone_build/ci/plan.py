@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Collection, Iterable
 
-from deadzone_build.db.read import compatibility_problem, library_keys
 from deadzone_build.db.schema import META_PIN_ID, META_SCHEMA_VERSION, SCHEMA_VERSION, read_meta
 from deadzone_build.errors import DatabaseError, PlanError, ReleaseAssetMissing
 from deadzone_build.registry.keys import slot_key
@@ -77,6 +76,8 @@ def keys_in_db(db_path: str | Path) -> set[str]:
     if not path.is_file():
         raise PlanError(f"{path}: base db not found. Download it with `deadzone-build fetch-release "
                         f"--out {path}`, or drop --base-db to plan without it.")
+    from deadzone_build.db.read import library_keys  # late: it imports numpy, which `list` never needs
+
     try:
         return library_keys(path)
     except DatabaseError as exc:
@@ -88,6 +89,8 @@ def reusable_keys(db_path: str | Path, log: Callable[[str], None] = lambda line:
     refuses such a db, so planning its keys as reused would fail the consolidate job."""
     path = Path(db_path)
     keys = keys_in_db(path)  # first: a missing or unreadable file is an error, not "nothing to reuse"
+    from deadzone_build.db.read import compatibility_problem
+
     meta = read_meta(path)
     if compatibility_problem(meta):
         log(f"{path}: built for schema {meta.get(META_SCHEMA_VERSION)} and embedder pin {meta.get(META_PIN_ID)}, "

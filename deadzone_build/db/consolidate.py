@@ -1,18 +1,16 @@
 """Artifacts → one deterministic `deadzone.db` (+ `deadzone.db.sha256`, `manifest.json`). Writes only;
-reading a db back (pull, plan, release, `--base`, the up-to-date check) is `db/read.py`.
+reading a db back (pull, plan, release, the up-to-date check) is `db/read.py`.
 
-Only the given registry slots go in, each from a verified artifact whose key is the slot's key
-(or, with `base_db`, copied from an older db's rows holding that key, verified first against the
-digests in their stored meta by `read.verified_rows`). Same inputs, same bytes: rows in a fixed
-order with consecutive ids, no timestamps unless SOURCE_DATE_EPOCH, FTS index built in one
-`rebuild` pass, VACUUM, rollback journal. The db is written to a temp file, checked with
-`PRAGMA integrity_check` and renamed; the `.sha256` then `manifest.json` (the record
-`read.db_is_current` trusts) follow, each atomic.
+Only the given registry slots go in, each from a verified artifact whose key is the slot's key.
+Same inputs, same bytes: rows in a fixed order with consecutive ids, no timestamps unless
+SOURCE_DATE_EPOCH, FTS index built in one `rebuild` pass, VACUUM, rollback journal. The db is
+written to a temp file, checked with `PRAGMA integrity_check` and renamed; the `.sha256` then
+`manifest.json` (the record `read.db_is_current` trusts) follow, each atomic.
 
-`--base` copies a reused library's rows inside SQLite (`INSERT … SELECT` from the attached base db),
-so they are never turned into Python objects and serialised again; a row copied that way is the
-same bytes a full consolidate writes from the artifact, because the writer stores exactly what
-the verification re-derives (meta as canonical JSON without the pin, heading paths as canonical JSON).
+There is no incremental mode (`--base OLD.db` was removed, issue 19): the one-pass FTS rebuild,
+the integrity check and the sha256 depend on every row and are ~90% of a consolidate
+(`bench/consolidate.py` prints the share), so reusing an older db's rows, even copied inside
+SQLite without re-serialising, measured no faster than reading every artifact again.
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from deadzone_build.db import schema as S
-from deadzone_build.db.read import LibraryRows, row_meta_json, stored_pin, verified_rows
+from deadzone_build.db.read import row_meta_json
 from deadzone_build.db.schema import manifest_path, sha256_path
 from deadzone_build.pipeline.artifact import DIMENSION, META_FILE, Artifact, read_artifact
 from deadzone_build.atomic import fsync_dir, write_atomic
@@ -57,7 +55,6 @@ class ConsolidateResult:
     libraries: int
     chunks: int
     missing: list[MissingSlot] = field(default_factory=list)
-    reused: list[str] = field(default_factory=list)  # slugs taken from base_db
 
     @property
     def sha256_path(self) -> Path:
@@ -71,8 +68,7 @@ class ConsolidateResult:
         """One line for humans: what was written and what is missing."""
         gone = f" ({', '.join(m.label for m in self.missing)})" if self.missing else ""
         return (f"consolidate: {self.db_path}: {self.libraries} libraries, {self.chunks} chunks, "
-                f"{len(self.missing)} missing{gone}, {len(self.reused)} reused from the base db; "
-                f"sha256 {self.sha256}")
+                f"{len(self.missing)} missing{gone}; sha256 {self.sha256}")
 
 
 def _quiet(_: str) -> None:
@@ -80,20 +76,19 @@ def _quiet(_: str) -> None:
 
 
 def consolidate(*, slots: list[Slot], artifacts_dir: Path, db_path: Path, registry_digest: str,
-                lib_filter: str = "", max_missing: int = 0, base_db: Path | None = None,
+                lib_filter: str = "", max_missing: int = 0,
                 log: Callable[[str], None] = _quiet, built_at: str | None = None) -> ConsolidateResult:
     """Build `db_path` from the artifacts of `slots`; raise ConsolidateError (and write nothing) when
     no library is available or more than `max_missing` slots lack a current artifact."""
     db_path, artifacts_dir = Path(db_path), Path(artifacts_dir)
     built_at = os.environ.get("SOURCE_DATE_EPOCH", "") if built_at is None else built_at
-    base = _Base(Path(base_db)) if base_db is not None else None
     ordered = sorted(slots, key=lambda s: (s.lib_id, s.version))
     db_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = db_path.with_name(f".{db_path.name}.tmp-{os.getpid()}-{secrets.token_hex(6)}")
     try:
-        writer = _DbWriter(tmp, base.path if base is not None else None)
+        writer = _DbWriter(tmp)
         try:
-            records, missing, reused = _fill(writer, ordered, artifacts_dir, base, log)
+            records, missing = _fill(writer, ordered, artifacts_dir, log)
             _check_enough(records, missing, max_missing, len(slots))
             writer.finish(_meta_rows(registry_digest, lib_filter, len(slots), missing, built_at))
         finally:
@@ -103,38 +98,27 @@ def consolidate(*, slots: list[Slot], artifacts_dir: Path, db_path: Path, regist
         fsync_dir(db_path.parent)
     finally:
         tmp.unlink(missing_ok=True)
-        if base is not None:
-            base.close()
     write_atomic(sha256_path(db_path), f"{digest}  {db_path.name}\n".encode())
     manifest = _manifest(db_path, digest, slots, records, missing, registry_digest, lib_filter, built_at)
     write_atomic(manifest_path(db_path), (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode())
     chunks = sum(r["counts"].get("chunks", 0) for r in records.values())
     return ConsolidateResult(db_path=db_path, sha256=digest, libraries=len(records), chunks=chunks,
-                             missing=missing, reused=reused)
+                             missing=missing)
 
 
-def _fill(writer: _DbWriter, ordered: list[Slot], artifacts_dir: Path, base: _Base | None,
-          log: Callable[[str], None]) -> tuple[dict[str, dict[str, Any]], list[MissingSlot], list[str]]:
-    """Insert every available slot; return manifest records by slug, the missing and the reused slugs."""
+def _fill(writer: _DbWriter, ordered: list[Slot], artifacts_dir: Path,
+          log: Callable[[str], None]) -> tuple[dict[str, dict[str, Any]], list[MissingSlot]]:
+    """Insert every available slot; return manifest records by slug and the missing slots."""
     records: dict[str, dict[str, Any]] = {}
     missing: list[MissingSlot] = []
-    reused: list[str] = []
     for slot in ordered:
-        key = slot_key(slot)
-        rows = base.rows(key, log) if base is not None else None
-        if rows is not None:
-            writer.copy_library(rows)
-            reused.append(slot.slug)
-            meta, chunks, source = rows.meta, rows.meta["counts"]["chunks"], "base db"
-        else:
-            art = _load_artifact(artifacts_dir / slot.slug, slot, key, missing)
-            if art is None:
-                continue
-            writer.add_library(art)
-            meta, chunks, source = art.meta, len(art.chunks), "artifact"
-        records[slot.slug] = {"counts": meta["counts"], "dropped": _dropped(meta)}
-        log(f"consolidate: {slot.label}: {chunks} chunks from the {source}")
-    return records, missing, reused
+        art = _load_artifact(artifacts_dir / slot.slug, slot, slot_key(slot), missing)
+        if art is None:
+            continue
+        writer.add_library(art)
+        records[slot.slug] = {"counts": art.meta["counts"], "dropped": _dropped(art.meta)}
+        log(f"consolidate: {slot.label}: {len(art.chunks)} chunks")
+    return records, missing
 
 
 def _load_artifact(path: Path, slot: Slot, key: str, missing: list[MissingSlot]) -> Artifact | None:
@@ -220,11 +204,9 @@ def _manifest(db_path: Path, digest: str, slots: list[Slot], records: dict[str, 
 
 
 class _DbWriter:
-    """One consolidate's temp db: fixed page size, no journal while building (the file is scratch).
+    """One consolidate's temp db: fixed page size, no journal while building (the file is scratch)."""
 
-    With `base`, that older db is attached read-only as schema `base` for `copy_library`."""
-
-    def __init__(self, path: Path, base: Path | None = None) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
         self.conn = sqlite3.connect(path, isolation_level=None)
         self.conn.execute(f"PRAGMA page_size = {S.PAGE_SIZE}")
@@ -232,9 +214,6 @@ class _DbWriter:
         self.conn.execute("PRAGMA synchronous = OFF")
         self.conn.execute(f"PRAGMA cache_size = -{BUILD_CACHE_KB}")
         self.conn.executescript(S.TABLES_DDL)
-        self.attached = base is not None
-        if base is not None:
-            self.conn.execute("ATTACH DATABASE ? AS base", (f"{base.resolve().as_uri()}?mode=ro",))
         self.conn.execute("BEGIN")
         self.next_library = 1
         self.next_chunk = 1
@@ -263,19 +242,6 @@ class _DbWriter:
         self.next_library += 1
         self.next_chunk += len(art.chunks)
 
-    def copy_library(self, rows: LibraryRows) -> None:
-        """Copy a verified library of the attached base db, renumbered, without leaving SQLite."""
-        lib, first, n = self.next_library, self.next_chunk, rows.meta["counts"]["chunks"]
-        self.conn.execute(
-            "INSERT INTO libraries SELECT ?, lib_id, version, slug, key, kind, ref, description, chunk_count, "
-            "token_count, docs_ok, docs_dropped, ?, vector, meta_json FROM base.libraries WHERE id = ?",
-            (lib, first, rows.library_id))
-        self.conn.execute(
-            "INSERT INTO chunks SELECT ? + ordinal, ?, lib_id, version, url, heading_path, ordinal, text, tokens, "
-            "vector FROM base.chunks WHERE library = ? ORDER BY ordinal", (first, lib, rows.library_id))
-        self.next_library += 1
-        self.next_chunk += n
-
     def finish(self, meta: dict[str, str]) -> None:
         conn = self.conn
         conn.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
@@ -284,9 +250,6 @@ class _DbWriter:
         # arrived. A hash table big enough for the whole index makes it one segment (fast queries, no
         # merges, no free pages); past that, optimize merges the segments and VACUUM drops the freed pages.
         conn.execute("INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('hashsize', ?)", (FTS_BUILD_HASH_BYTES,))
-        if self.attached:  # the base db is read only while copying, never part of the result
-            conn.execute("DETACH DATABASE base")
-            self.attached = False
         conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')")
         if conn.execute("SELECT count(DISTINCT segid) FROM chunks_fts_idx").fetchone()[0] > 1:
             conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")
@@ -299,28 +262,6 @@ class _DbWriter:
         if problems != ["ok"]:
             raise ConsolidateError(f"{self.path}: integrity_check failed ({'; '.join(problems[:5])}). "
                                    "Nothing was replaced; report this with the consolidate log.")
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-# ── the base db ──────────────────────────────────────────────────────────────
-
-
-class _Base:
-    """An older deadzone.db whose verified rows stand in for artifacts with the same key."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.conn = S.open_checked(path)
-        self.pin = stored_pin(self.conn)
-
-    def rows(self, key: str, log: Callable[[str], None]) -> LibraryRows | None:
-        try:
-            return verified_rows(self.conn, key, self.path, self.pin)
-        except (ArtifactError, sqlite3.DatabaseError, ValueError, KeyError, TypeError) as exc:
-            log(f"consolidate: base db rows for {key} are unusable ({exc}); reading the artifact instead")
-            return None
 
     def close(self) -> None:
         self.conn.close()

@@ -7,7 +7,6 @@
     stored_pin(conn)                   -> the embedder pin, stored once in `meta`
     library_blobs(conn, key)           -> the four files of that library's artifact   (pull)
     library_from_db(conn, key, where)  -> the verified Artifact
-    verified_rows(conn, key, where)    -> LibraryRows: rows checked against their meta (consolidate --base)
     db_is_current / DbIsCurrent        -> doit's up-to-date check of the consolidate task
 
 A library row keeps its artifact's meta.json as canonical JSON without `key_inputs.embedder` (the
@@ -19,8 +18,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
-from json.encoder import encode_basestring  # type: ignore[attr-defined]  # the C string encoder json.dumps uses
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -29,16 +26,13 @@ import orjson
 
 from deadzone_build.db import schema as S
 from deadzone_build.embed.pin import canonical_json, pin_id
-from deadzone_build.errors import ArtifactError, DatabaseError
+from deadzone_build.errors import DatabaseError
 from deadzone_build.pipeline.artifact import (
-    CHUNKS_FILE, DIMENSION, LIBRARY_FILE, META_FILE, VECTORS_FILE, Artifact, artifact_is_current, chunks_bytes,
-    meta_digest_matches, meta_text, parse_blobs,
+    CHUNKS_FILE, LIBRARY_FILE, META_FILE, VECTORS_FILE, Artifact, artifact_is_current, chunks_bytes,
+    meta_text, parse_blobs,
 )
 from deadzone_build.registry.keys import slot_key
 from deadzone_build.registry.load import Slot
-
-_VECTOR_BYTES = DIMENSION * 4
-
 
 def library_keys(db_path: str | Path) -> set[str]:
     """The slot keys a deadzone.db holds (any schema); DatabaseError when the file is missing or not a db."""
@@ -79,16 +73,6 @@ def row_meta_json(meta: dict[str, Any]) -> str:
     return canonical_json(_without_pin(meta))
 
 
-def _is_row_meta_json(meta: dict[str, Any], stored: str) -> bool:
-    """stored == row_meta_json(meta); orjson's bytes first (equal bytes settle it), canonical_json otherwise."""
-    try:
-        if orjson.dumps(_without_pin(meta), option=orjson.OPT_SORT_KEYS) == stored.encode():
-            return True
-    except (orjson.JSONEncodeError, TypeError):
-        pass
-    return row_meta_json(meta) == stored
-
-
 def artifact_meta(meta_json: str, pin: Any) -> dict[str, Any]:
     """The artifact's meta from a row's `meta_json` and the db's pin (the inverse of row_meta_json)."""
     meta = orjson.loads(meta_json)
@@ -120,76 +104,6 @@ def library_from_db(conn: sqlite3.Connection, key: str, where: Path, pin: Any = 
     if blobs is None:
         return None
     return parse_blobs(where, blobs, expected_key=key, expected_pin_id=pin_id())
-
-
-# ── verified rows, copied as they are (consolidate --base) ───────────────────
-
-
-@dataclass(frozen=True)
-class LibraryRows:
-    """A library's rows in a db, checked against the digests of its meta: safe to copy verbatim."""
-
-    library_id: int  # libraries.id in that db
-    first_chunk: int
-    meta: dict[str, Any]  # the artifact's meta (pin restored)
-
-
-_LIBRARY_COLUMNS = ("id", "lib_id", "version", "slug", "key", "kind", "ref", "description", "chunk_count",
-                    "token_count", "docs_ok", "docs_dropped", "first_chunk", "vector", "meta_json")
-
-
-def verified_rows(conn: sqlite3.Connection, key: str, where: Path, pin: Any) -> LibraryRows | None:
-    """The rows of `key` when every byte a consolidate would write from its artifact checks out.
-
-    Checks the row's columns against its meta, and chunks.jsonl, vectors.f32 and library.f32 as
-    rebuilt from the rows against the blake3 digests in that meta, without building an Artifact:
-    each chunks.jsonl line is assembled from the stored columns with json's own C string encoder
-    (the same bytes as canonical_json of the chunk dict). None when the db holds no such key;
-    ArtifactError naming `where` when the rows do not verify.
-    """
-    row = conn.execute(f"SELECT {', '.join(_LIBRARY_COLUMNS)} FROM libraries WHERE key = ?", (key,)).fetchone()
-    if row is None:
-        return None
-    lib = dict(zip(_LIBRARY_COLUMNS, row))
-    meta = artifact_meta(lib["meta_json"], pin)
-    bad = _row_problem(lib, meta)
-    if bad:
-        raise ArtifactError(f"{where}: the library row of {key} {bad}. Rebuild that db, or consolidate without --base.")
-    lines, vectors = [], []
-    for ordinal, (lib_id, version, url, heading_path, n, text, tokens, vector) in enumerate(conn.execute(
-            "SELECT lib_id, version, url, heading_path, ordinal, text, tokens, vector FROM chunks "
-            "WHERE library = ? ORDER BY ordinal", (lib["id"],))):
-        if not (type(n) is int and n == ordinal and type(tokens) is int and type(url) is str
-                and type(text) is str and type(heading_path) is str and (lib_id, version) == (lib["lib_id"], lib["version"])
-                and type(vector) is bytes and len(vector) == _VECTOR_BYTES):
-            raise ArtifactError(f"{where}: chunk {ordinal} of {key} has a malformed row. Rebuild that db, "
-                                "or consolidate without --base.")
-        lines.append(f'{{"heading_path":{heading_path},"ordinal":{n},"text":{encode_basestring(text)},'
-                     f'"tokens":{tokens},"url":{encode_basestring(url)}}}\n')
-        vectors.append(vector)
-    files = meta["files"]
-    for name, data in ((CHUNKS_FILE, "".join(lines).encode()), (VECTORS_FILE, b"".join(vectors)),
-                       (LIBRARY_FILE, lib["vector"])):
-        if blake3.blake3(data).hexdigest() != files.get(name):
-            raise ArtifactError(f"{where}: the rows of {key} do not match the {name} digest in their meta. "
-                                "Rebuild that db, or consolidate without --base.")
-    if len(lines) != lib["chunk_count"]:
-        raise ArtifactError(f"{where}: {key} lists {lib['chunk_count']} chunks but has {len(lines)} rows.")
-    return LibraryRows(library_id=lib["id"], first_chunk=lib["first_chunk"], meta=meta)
-
-
-def _row_problem(lib: dict[str, Any], meta: dict[str, Any]) -> str:
-    """What in a library row disagrees with its meta (what consolidate writes from it), or ""."""
-    slot, counts = meta.get("slot", {}), meta.get("counts", {})
-    if not meta_digest_matches(meta):
-        return "holds a meta whose meta_digest does not match"
-    if not _is_row_meta_json(meta, lib["meta_json"]):
-        return "stores its meta in a form this build does not write"
-    expected = (slot.get("lib_id"), slot.get("version"), slot.get("slug"), meta.get("key"), slot.get("kind"),
-                slot.get("ref"), slot.get("description"), counts.get("chunks"), int(counts.get("tokens", 0)),
-                int(counts.get("docs_ok", 0)), int(counts.get("docs_dropped", 0)))
-    found = tuple(lib[c] for c in _LIBRARY_COLUMNS[1:12])
-    return "" if found == expected else "disagrees with its meta"
 
 
 # ── the consolidate task's up-to-date check ──────────────────────────────────
