@@ -1,6 +1,7 @@
 """Benchmark: consolidate 250 synthetic libraries / 100,000 chunks, then search the db.
 
     /tmp/venv/bin/python bench/consolidate.py [--libraries 250] [--chunks 100000] [--queries 300]
+                                              [--search-baseline REV]   (e.g. main: today's search code)
 
 Artifacts are generated with the real `write_artifact` (random unit vectors, ~150-word texts drawn
 from a Zipf vocabulary so FTS sees realistic posting lists). Each measured build runs in its own
@@ -183,7 +184,20 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return q[49] * 1000, q[94] * 1000
 
 
-def bench_search(db: Path, slots: list[Slot], n_queries: int) -> dict[str, float]:
+def baseline_search_module(rev: str):
+    """db/search.py as it was at git revision `rev`, loaded as its own module (timed side by side)."""
+    import importlib.util
+
+    source = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:deadzone_build/db/search.py"],
+                            check=True, capture_output=True, text=True).stdout
+    spec = importlib.util.spec_from_loader("baseline_search", loader=None)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    exec(compile(source, f"{rev}:deadzone_build/db/search.py", "exec"), module.__dict__)
+    return module
+
+
+def bench_search(db: Path, slots: list[Slot], n_queries: int, baseline_rev: str | None = None) -> dict[str, float]:
     from deadzone_build.db.search import fts_query, open_index, search
 
     rng = np.random.default_rng(99)
@@ -193,13 +207,19 @@ def bench_search(db: Path, slots: list[Slot], n_queries: int) -> dict[str, float
     start = time.perf_counter()
     open_index(db)
     load = time.perf_counter() - start
-    hybrid, fts_only = [], []
+    baseline = baseline_search_module(baseline_rev) if baseline_rev else None
+    hybrid, fts_only, before = [], [], []
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     for query, slot in zip(queries, libs):
         lib = None if slot is None else slot.lib_id
         t = time.perf_counter()
         search(db, query, embedder=embedder, lib=lib, version=None if slot is None else slot.version, limit=10)
         hybrid.append(time.perf_counter() - t)
+        if baseline is not None:
+            t = time.perf_counter()
+            baseline.search(db, query, embedder=embedder, lib=lib, version=None if slot is None else slot.version,
+                            limit=10)
+            before.append(time.perf_counter() - t)
         t = time.perf_counter()
         sql = "SELECT c.id, c.text FROM chunks_fts f JOIN chunks c ON c.id = f.rowid WHERE chunks_fts MATCH ?"
         args: tuple = (fts_query(query),)
@@ -210,7 +230,10 @@ def bench_search(db: Path, slots: list[Slot], n_queries: int) -> dict[str, float
         fts_only.append(time.perf_counter() - t)
     conn.close()
     (h50, h95), (f50, f95) = percentiles(hybrid), percentiles(fts_only)
-    return {"load_s": load, "p50": h50, "p95": h95, "fts_p50": f50, "fts_p95": f95}
+    result = {"load_s": load, "p50": h50, "p95": h95, "fts_p50": f50, "fts_p95": f95}
+    if before:
+        result["before_p50"], result["before_p95"] = percentiles(before)
+    return result
 
 
 def main() -> None:
@@ -218,6 +241,8 @@ def main() -> None:
     parser.add_argument("--libraries", type=int, default=250)
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--search-baseline", metavar="REV",
+                        help="also time db/search.py of git revision REV on the same queries (p95 ratio)")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (default: a temp dir, removed)")
     args = parser.parse_args()
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="dz-bench-"))
@@ -241,11 +266,15 @@ def main() -> None:
         print(f"of which FTS rebuild + integrity check + sha256 over every row: {floor_s:.2f} s "
               f"({floor_s / ours_s:.0%}): an incremental consolidate with identical bytes is at best "
               f"{floor_s / ours_s:.2f}x a full one (goal for --base was 0.7x, so --base was removed)")
-        s = bench_search(db, slots, args.queries)
+        s = bench_search(db, slots, args.queries, args.search_baseline)
         print(f"search ({args.queries} queries, 1/3 filtered by library, limit 10): p50 {s['p50']:.1f} ms, "
               f"p95 {s['p95']:.1f} ms  (FTS-only baseline p50 {s['fts_p50']:.1f} ms, p95 {s['fts_p95']:.1f} ms; "
               f"p95 ratio {s['p95'] / s['fts_p95']:.2f}x)  goal p95 < 100 ms; first query loads vectors in "
               f"{s['load_s']:.2f} s")
+        if "before_p95" in s:
+            print(f"search vs {args.search_baseline} (same queries, same process): p50 {s['p50']:.1f} vs "
+                  f"{s['before_p50']:.1f} ms, p95 {s['p95']:.1f} vs {s['before_p95']:.1f} ms "
+                  f"(p95 ratio {s['p95'] / s['before_p95']:.2f}x)  goal <= 1.20x")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

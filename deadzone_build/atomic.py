@@ -1,7 +1,9 @@
 """Atomic, durable file writes: the one way the project puts bytes on disk.
 
-Write to a temp file in the same directory, fsync, rename over the target: a crash or Ctrl-C at
-any point leaves the old file or the new one, never a torn one.
+Write to a temp file in the same directory, fsync, rename over the target, fsync the directory:
+a crash or Ctrl-C at any point leaves the old file or the new one, never a torn one, and once
+`write_atomic` returns the new one survives a power loss (the rename lives in the directory, so
+without the directory's fsync it may be lost even though the file's bytes are on disk).
 """
 
 from __future__ import annotations
@@ -36,5 +38,6 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     try:
         write_synced(tmp, data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     finally:
         tmp.unlink(missing_ok=True)

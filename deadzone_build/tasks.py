@@ -18,7 +18,7 @@ from deadzone_build.console import serialize_standard_streams
 from deadzone_build.pipeline.artifact import ArtifactIsCurrent
 from deadzone_build.db.read import DbIsCurrent
 from deadzone_build.errors import DeadzoneError
-from deadzone_build.registry.keys import slot_key
+from deadzone_build.registry.keys import SlotKey, keyed
 from deadzone_build.registry.load import Slot, load_registry, select_slots
 
 DOIT_CONFIG: dict[str, Any] = {
@@ -124,13 +124,13 @@ def embedder_task(ctx: BuildContext) -> dict[str, Any]:
 # ── scrape ───────────────────────────────────────────────────────────────────
 
 
-def _scrape(slot: Slot, artifacts: Path, cache: Path) -> bool:
+def _scrape(slot: Slot, key: SlotKey, artifacts: Path, cache: Path) -> bool:
     from deadzone_build.progress import SlotProgress
     from deadzone_build.pipeline.scrape import scrape_slot
 
     progress = SlotProgress(slot.label)
     try:
-        outcome = scrape_slot(slot, artifacts_dir=artifacts, cache_dir=cache, progress=progress)
+        outcome = scrape_slot(slot, artifacts_dir=artifacts, cache_dir=cache, progress=progress, key=key)
     except DeadzoneError as exc:
         return _report_failure(exc)
     finally:
@@ -145,12 +145,13 @@ def scrape_tasks(ctx: BuildContext) -> Iterator[dict[str, Any]]:
     """One `scrape:<slug>` subtask per slot, in registry order."""
     yield {"basename": "scrape", "name": None, "doc": "scrape every slot (doit scrape:<slug> for one)"}
     for slot in ctx.slots:
+        key = keyed(slot)  # once per slot: the up-to-date check and the scrape share it
         yield doit_task(
             basename="scrape",
             name=slot.slug,
             doc=f"fetch, chunk and embed {slot.label} into {ctx.artifacts / slot.slug}",
-            actions=[(_scrape, (slot, ctx.artifacts, ctx.cache))],
-            uptodate=[ArtifactIsCurrent(ctx.artifacts / slot.slug, slot_key(slot))],
+            actions=[(_scrape, (slot, key, ctx.artifacts, ctx.cache))],
+            uptodate=[ArtifactIsCurrent(ctx.artifacts / slot.slug, key.key)],
             setup=["embedder"],
         )
 
@@ -199,8 +200,8 @@ def consolidate_task(ctx: BuildContext, max_missing_var: str) -> dict[str, Any]:
 
 
 def _release(ctx: BuildContext, tag: str, draft: bool, dry_run: bool, allow_missing: bool) -> bool:
-    from deadzone_build.commands.release import summary
     from deadzone_build.publish.release import release_db
+    from deadzone_build.publish.report import summary
 
     if not tag:
         return _report_failure(DeadzoneError("release needs a tag: run `doit release --tag v2026.11.25`."))

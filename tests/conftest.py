@@ -23,13 +23,14 @@ def _no_ambient_config(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see the developer's registry, token or rewrite settings."""
     for name in ("DEADZONE_REGISTRY", "DEADZONE_ARTIFACTS", "DEADZONE_CACHE", "DEADZONE_DB",
                  "DEADZONE_URL_REWRITE", "GITHUB_TOKEN", "GH_TOKEN", "GITHUB_REPOSITORY",
-                 "GITHUB_API_URL", "SOURCE_DATE_EPOCH"):
+                 "GITHUB_API_URL", "SOURCE_DATE_EPOCH", "DEADZONE_GOPROXY", "DEADZONE_SUMDB"):
         monkeypatch.delenv(name, raising=False)
 
 
 # Area fixtures (one import line per area):
 from fx_artifacts import *  # noqa
 from fx_docserver import *  # noqa
-from fx_ci import *  # noqa
+from fx_release import *  # noqa
 from fx_fakegithub import *  # noqa
 from fx_model import *  # noqa
+from fx_godoc import *  # noqa

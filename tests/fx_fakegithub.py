@@ -12,34 +12,33 @@ Served: GET releases/tags/{tag} (never drafts, as on GitHub), GET releases/lates
 releases, PATCH releases/{id}, GET releases/{id}/assets, GET/PATCH/DELETE releases/assets/{id}
 (GET with Accept: application/octet-stream serves the bytes, or a 302 to /download/ when
 `redirect_downloads`), POST on the upload_url (422 already_exists on a taken name, like GitHub).
-Tokens are checked on every request: a wrong one is a 401, none is anonymous (public reads).
-
-Also here: `write_release_files`, which builds a small real deadzone.db (+ .sha256, manifest.json)
-that passes every release gate, and the `release_files` fixture around it.
+Also the reads the other clients make:
+GET actions/caches?key=PREFIX (`add_caches`; filtered by key prefix, paged, with total_count),
+GET contents/{path}?ref= (`add_file`; a directory answers its entry list, a file its entry with
+base64 content, like GitHub), GET commits/{ref} (`set_ref`; Accept: application/vnd.github.sha
+answers the bare SHA, else JSON; an unknown ref is a 422 as on GitHub), GET tags (`set_ref(...,
+tag=True)`; paged, newest first).
+Tokens are checked on every request (`token` or `Bearer` scheme, as GitHub accepts both): a wrong
+one is a 401, none is anonymous (public reads). Each request's record has its `auth` scheme
+("bearer", "token" or None) but never the token.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import json
 import re
-import sqlite3
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from deadzone_build.db import schema as dbschema
-from deadzone_build.registry.keys import registry_digest
-from deadzone_build.embed.pin import pin_id
-from deadzone_build.registry.load import load_registry
-
-__all__ = ["fake_github", "release_files"]  # conftest imports the fixtures; tests import the rest
+__all__ = ["fake_github"]  # conftest imports the fixture; tests import the rest
 
 FAKE_TOKEN = "ghp_FAKEtoken0123456789abcdefghijklmnopq"
 FAKE_REPO = "acme/deadzone"
@@ -79,6 +78,11 @@ class FakeGitHub:
         self.requests: list[dict[str, Any]] = []
         self.snapshots: list[list[tuple[str, bytes]]] = []  # a release's assets after every change
         self.corrupt: set[str] = set()  # asset names served with a flipped byte
+        self.caches: list[dict[str, Any]] = []  # actions/cache entries, newest access first
+        self.total_count_override: int | None = None  # a stale total_count (evictions between pages)
+        self.files: dict[tuple[str, str], bytes] = {}  # (ref, path) -> bytes
+        self.refs: dict[str, str] = {}  # branch or tag -> commit SHA
+        self.tag_names: list[str] = []  # newest first, as GET tags orders them
         self._faults: list[Fault] = []
         self._holds: list[Hold] = []
         self._ids = itertools.count(1000)
@@ -159,6 +163,31 @@ class FakeGitHub:
         with self._lock:
             return self._new_asset(self.release_for(tag), name, data, "application/octet-stream", state)
 
+    def add_caches(self, keys: list[str], ref: str = "refs/heads/main") -> None:
+        """Entries the repository's actions cache holds, in GitHub's JSON shape."""
+        with self._lock:
+            for key in keys:
+                n = len(self.caches) + 1
+                self.caches.append({
+                    "id": 1000 + n, "ref": ref, "key": key, "version": f"{n:064x}",
+                    "last_accessed_at": "2026-01-02T03:04:05.000000000Z",
+                    "created_at": "2026-01-01T00:00:00.000000000Z", "size_in_bytes": 4096 + n,
+                })
+
+    def add_file(self, path: str, data: bytes, ref: str = "main") -> None:
+        """A file of the repository at `ref` (its directories exist implicitly)."""
+        self.files[(ref, path.strip("/"))] = data
+        self.refs.setdefault(ref, hashlib.sha1(ref.encode()).hexdigest())
+
+    def set_ref(self, name: str, sha: str, *, tag: bool = False) -> None:
+        """Point branch or tag `name` at commit `sha`; a tag also joins GET tags (newest first)."""
+        self.refs[name] = sha
+        if tag and name not in self.tag_names:
+            self.tag_names.insert(0, name)
+
+    def pages_requested(self, pattern: str) -> list[int]:
+        return [int(r["query"].get("page", "1")) for r in self.requests if re.search(pattern, r["path"])]
+
     # JSON shapes -------------------------------------------------------------
 
     def _repo_api(self) -> str:
@@ -210,7 +239,8 @@ class FakeGitHub:
     def handle(self, req: "_Handler") -> None:
         parts = urlsplit(req.path)
         path, query = unquote(parts.path), {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        record = {"method": req.command, "path": path, "query": query, "status": None}
+        scheme = (req.headers.get("Authorization") or "").partition(" ")[0].lower() or None
+        record = {"method": req.command, "path": path, "query": query, "status": None, "auth": scheme}
         with self._lock:
             self.requests.append(record)
             hold = next((h for h in self._holds if not h.reached.is_set() and h.method == req.command
@@ -254,6 +284,10 @@ class FakeGitHub:
             ("PATCH", rf"{api}/releases/assets/(\d+)", self._update_asset),
             ("DELETE", rf"{api}/releases/assets/(\d+)", self._delete_asset),
             ("POST", rf"/uploads/repos/{re.escape(self.repo)}/releases/(\d+)/assets", self._upload),
+            ("GET", rf"{api}/actions/caches", self._list_caches),
+            ("GET", rf"{api}/contents/?(.*)", self._contents),
+            ("GET", rf"{api}/commits/(.+)", self._commit),
+            ("GET", rf"{api}/tags", self._tags),
         ]
         for method, pattern, handler in routes:
             match = re.fullmatch(pattern, path)
@@ -364,6 +398,52 @@ class FakeGitHub:
         return 201, {}, self.asset_json(asset)
 
 
+    def _list_caches(self, *, query: dict[str, str], **_: Any) -> tuple[int, dict, Any]:
+        matching = [c for c in self.caches if c["key"].startswith(query.get("key", ""))]
+        total = len(matching) if self.total_count_override is None else self.total_count_override
+        return 200, {}, {"total_count": total, "actions_caches": _page(matching, query)}
+
+    def _contents(self, path: str, *, query: dict[str, str], **_: Any) -> tuple[int, dict, Any]:
+        ref, path = query.get("ref", "main"), path.strip("/")
+        if (ref, path) in self.files:
+            entry = self._content_entry(ref, path, "file")
+            data = self.files[(ref, path)]
+            return 200, {}, {**entry, "encoding": "base64",
+                             "content": base64.encodebytes(data).decode("ascii")}  # wrapped at 76, as GitHub does
+        below = sorted({p[len(path) + 1:].split("/", 1)[0] if path else p.split("/", 1)[0]
+                        for r, p in self.files if r == ref and (not path or p.startswith(path + "/"))})
+        if not below:
+            return _not_found()
+        return 200, {}, [self._content_entry(ref, f"{path}/{name}".strip("/"),
+                                             "file" if (ref, f"{path}/{name}".strip("/")) in self.files else "dir")
+                         for name in below]
+
+    def _content_entry(self, ref: str, path: str, kind: str) -> dict[str, Any]:
+        data = self.files.get((ref, path), b"")
+        url = f"{self._repo_api()}/contents/{path}?ref={ref}"
+        return {"type": kind, "name": path.rsplit("/", 1)[-1], "path": path,
+                "sha": hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest(), "size": len(data) if kind == "file" else 0,
+                "url": url, "html_url": f"{self.base}/{self.repo}/{'blob' if kind == 'file' else 'tree'}/{ref}/{path}",
+                "git_url": None, "download_url": f"{self.base}/raw/{self.repo}/{ref}/{path}" if kind == "file" else None,
+                "_links": {"self": url}}
+
+    def _commit(self, ref: str, *, req: "_Handler", **_: Any) -> tuple[int, dict, Any]:
+        sha = self.refs.get(ref) or (ref if ref in self.refs.values() else None)
+        if sha is None:
+            return 422, {}, {"message": f"No commit found for SHA: {ref}", "documentation_url": DOCS, "status": "422"}
+        if "application/vnd.github.sha" in (req.headers.get("Accept") or ""):
+            return 200, {"Content-Type": "application/vnd.github.sha; charset=utf-8"}, sha.encode()
+        return 200, {}, {"sha": sha, "url": f"{self._repo_api()}/commits/{sha}",
+                         "commit": {"message": f"commit {sha[:7]}", "tree": {"sha": "0" * 40}}}
+
+    def _tags(self, *, query: dict[str, str], **_: Any) -> tuple[int, dict, Any]:
+        tags = [{"name": name, "commit": {"sha": self.refs[name], "url": f"{self._repo_api()}/commits/{self.refs[name]}"},
+                 "zipball_url": f"{self._repo_api()}/zipball/refs/tags/{name}",
+                 "tarball_url": f"{self._repo_api()}/tarball/refs/tags/{name}", "node_id": f"REF_{name}"}
+                for name in self.tag_names]
+        return 200, {}, _page(tags, query)
+
+
 def _page(items: list[Any], query: dict[str, str]) -> list[Any]:
     per_page = min(int(query.get("per_page", 30)), 100)
     page = int(query.get("page", 1))
@@ -418,83 +498,3 @@ def fake_github() -> Iterator[FakeGitHub]:
     fake = FakeGitHub().start()
     yield fake
     fake.stop()
-
-
-# ── release inputs: a small real deadzone.db that passes every gate ─────────
-
-TEST_REGISTRY = """\
-libraries:
-  - lib_id: /acme/widgets
-    description: Widgets for tests.
-    kind: github-md
-    ref: v1.0.0
-    urls:
-      - https://raw.githubusercontent.com/acme/widgets/{ref}/README.md
-  - lib_id: /acme/gadgets
-    description: Gadgets for tests.
-    kind: github-md
-    versions:
-      "2.0": { ref: v2.0.0 }
-    urls:
-      - https://raw.githubusercontent.com/acme/gadgets/{ref}/docs/index.md
-"""
-
-
-def write_release_files(db: Path, registry: Path, *, content: str = "first build",
-                        meta: dict[str, str] | None = None, libraries: int | None = None) -> None:
-    """deadzone.db (+ .sha256, manifest.json) as consolidate writes them, built from `registry`."""
-    slots = load_registry(registry)
-    values = {
-        dbschema.META_SCHEMA_VERSION: dbschema.SCHEMA_VERSION,
-        dbschema.META_PIN_ID: pin_id(),
-        dbschema.META_REGISTRY_DIGEST: registry_digest(slots),
-        dbschema.META_LIB_FILTER: "",
-        dbschema.META_SLOTS_TOTAL: str(len(slots)),
-        dbschema.META_SLOTS_MISSING: "[]",
-        **(meta or {}),
-    }
-    db.unlink(missing_ok=True)
-    conn = sqlite3.connect(db)
-    conn.execute("PRAGMA journal_mode=DELETE")
-    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
-    conn.execute("CREATE TABLE libraries (lib_id TEXT, version TEXT, slug TEXT, description TEXT)")
-    conn.execute("CREATE TABLE chunks (lib_id TEXT, version TEXT, ordinal INTEGER, text TEXT)")
-    conn.executemany("INSERT INTO meta VALUES (?, ?)", [(k, v) for k, v in values.items() if v is not None])
-    rows = slots if libraries is None else slots[:libraries]
-    conn.executemany("INSERT INTO libraries VALUES (?, ?, ?, ?)",
-                     [(s.lib_id, s.version, s.slug, s.description) for s in rows])
-    conn.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?)",
-                     [(s.lib_id, s.version, i, f"{content} {s.slug} chunk {i}") for s in rows for i in range(50)])
-    conn.commit()
-    conn.close()
-    digest = hashlib.sha256(db.read_bytes()).hexdigest()
-    db.with_name(db.name + ".sha256").write_text(f"{digest}  deadzone.db\n")
-    manifest = [{"slug": s.slug, "status": "ok" if s in rows else "missing"} for s in slots]
-    db.with_name("manifest.json").write_text(json.dumps({"content": content, "slots": manifest}, indent=1))
-
-
-@dataclass
-class ReleaseFiles:
-    db: Path
-    registry: Path
-
-    @property
-    def sha256(self) -> Path:
-        return self.db.with_name(self.db.name + ".sha256")
-
-    @property
-    def manifest(self) -> Path:
-        return self.db.with_name("manifest.json")
-
-    def build(self, **kwargs: Any) -> "ReleaseFiles":
-        write_release_files(self.db, self.registry, **kwargs)
-        return self
-
-
-@pytest.fixture
-def release_files(tmp_path: Path) -> ReleaseFiles:
-    """tmp/out/deadzone.db (+ .sha256, manifest.json) built from tmp/registry.yaml; passes every gate."""
-    registry = tmp_path / "registry.yaml"
-    registry.write_text(TEST_REGISTRY)
-    (tmp_path / "out").mkdir()
-    return ReleaseFiles(tmp_path / "out" / "deadzone.db", registry).build()

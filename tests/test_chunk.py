@@ -10,7 +10,8 @@ import pytest
 
 from deadzone_build.embed import model_files
 from deadzone_build.pipeline.chunk import Chunk, chunk_markdown, embedding_text, section_texts
-from deadzone_build.pipeline.clean import clean_markdown, code_line_ranges, document_markdown
+from deadzone_build.pipeline.clean import clean_markdown, document_markdown
+from deadzone_build.pipeline.markdown import code_line_ranges
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MD = FIXTURES / "md"

@@ -8,12 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from deadzone_build.pipeline.clean import (
-    clean_markdown,
-    code_line_ranges,
-    document_markdown,
-    split_front_matter,
-)
+from deadzone_build.pipeline.clean import clean_markdown, document_markdown, split_front_matter
+from deadzone_build.pipeline.markdown import code_line_ranges, line_of, line_starts, normalize_newlines
 from deadzone_build.errors import ScrapeError
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -142,8 +138,18 @@ def test_blank_line_runs_collapse_outside_code_only() -> None:
     assert clean_markdown(text) == "A.\n\nB.\n\n```\nx\n\n\n\ny\n```\n"
 
 
-def test_crlf_is_normalised() -> None:
-    assert clean_markdown("# T\r\n\r\nText.\r\n") == "# T\n\nText.\n"
+def test_crlf_is_normalised_once_at_the_entry_for_markdown_and_rst() -> None:
+    assert document_markdown("\ufeff# T\r\n\r\nText.\r\n", kind="github-md", url="a.md") == "# T\n\nText.\n"
+    rst = "Title\r\n=====\r\n\r\n::\r\n\r\n   code\r\n"
+    assert document_markdown(rst, kind="github-rst", url="a.rst") == "# Title\n\n```\ncode\n```\n"
+    assert normalize_newlines("a\r\nb\rc\n") == "a\nb\nc\n"
+
+
+def test_line_of_finds_the_line_holding_an_offset() -> None:
+    text = "ab\n\ncde\nf"
+    starts = line_starts(text)
+    assert starts == [0, 3, 4, 8]
+    assert [line_of(starts, pos) for pos in range(len(text))] == [0, 0, 0, 1, 2, 2, 2, 2, 3]
 
 
 def test_nothing_left_gives_empty_string() -> None:

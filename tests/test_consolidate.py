@@ -240,3 +240,15 @@ def test_doit_max_missing_must_be_a_count(fake_slots, fake_artifacts: Path, tmp_
     proc = _doit_consolidate(tmp_path, fake_artifacts, f"max_missing={value}")
     assert proc.returncode != 0 and "is not a count of slots" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "deadzone.db").exists()
+
+
+def test_two_dbs_in_one_folder_keep_their_own_manifests(fake_artifacts: Path, fake_slots, tmp_path: Path) -> None:
+    full, part = tmp_path / "out" / "deadzone.db", tmp_path / "out" / "partial.db"
+    build(fake_slots, fake_artifacts, full)
+    build(fake_slots[:2], fake_artifacts, part)
+    assert files_beside(full) == ["deadzone.db", "deadzone.db.sha256", "manifest.json",
+                                  "partial.db", "partial.db.manifest.json", "partial.db.sha256"]
+    assert manifest_path(part) == tmp_path / "out" / "partial.db.manifest.json"
+    assert json.loads(manifest_path(full).read_text())["db"] == "deadzone.db"
+    assert json.loads(manifest_path(part).read_text())["db"] == "partial.db"
+    assert db_is_current(full, fake_slots) and db_is_current(part, fake_slots[:2])  # neither clobbered the other

@@ -212,7 +212,6 @@ def test_vectors_are_unit_float32_of_the_pinned_dimension(embedder):
 def test_empty_list_gives_an_empty_matrix(embedder):
     vectors = embedder.embed([])
     assert vectors.shape == (0, 384) and vectors.dtype == np.float32
-    assert embedder.last_truncated == 0
 
 
 def test_empty_strings_embed_like_any_other_text(embedder):
@@ -222,25 +221,11 @@ def test_empty_strings_embed_like_any_other_text(embedder):
     assert abs(float(np.linalg.norm(vectors[0])) - 1.0) < 1e-5
 
 
-def test_truncation_is_reported_and_keeps_the_first_256_pieces(embedder):
+def test_truncation_keeps_the_first_256_pieces(embedder):
     long_text = " ".join(f"word{i % 7}" for i in range(400))
     vectors = embedder.embed(["short", long_text, long_text + " tail"])
-    assert embedder.last_truncated == 2
     cut = fit_window(long_text)
     assert vectors[1].tobytes() == embedder.embed([cut])[0].tobytes() == vectors[2].tobytes()
-    assert embedder.last_truncated == 0  # reset by the next call
-
-
-def test_truncation_counts_belong_to_the_calling_thread(embedder):
-    import threading
-
-    long_text = " ".join(f"word{i % 7}" for i in range(400))
-    embedder.embed([long_text])
-    seen: list[int] = []
-    worker = threading.Thread(target=lambda: (embedder.embed(["short"]), seen.append(embedder.last_truncated)))
-    worker.start()
-    worker.join()
-    assert seen == [0] and embedder.last_truncated == 1  # the other thread's call did not reset this one
 
 
 def test_non_strings_are_rejected_with_the_position(embedder):

@@ -6,15 +6,15 @@ import dataclasses
 import email.utils
 import hashlib
 import socket
+import time
 from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
 
 from deadzone_build.errors import FetchError
-from deadzone_build.sources.fetch import (FetchResult, FetchSettings, fetch_all, fetch_failed, is_github_url,
-                                  make_client, parse_retry_after, parse_rewrite, rewrite_url, slot_failure,
-                                  token_from_env)
+from deadzone_build.sources.fetch import (FetchResult, FetchSettings, fetch_all, is_github_url, make_client,
+                                  parse_rewrite, rewrite_url, slot_failure)
 from deadzone_build.registry.load import load_registry
 from fx_docserver import BINARY_BODY, MIRROR_DIR, NON_UTF8_BODY
 
@@ -81,7 +81,7 @@ def test_fetches_a_fixture_library_in_order_with_the_mirrored_bytes(docs_server,
         assert result.bytes == len(raw) and result.http_status == 200 and result.attempts == 1
         assert result.text == raw.decode("utf-8-sig").replace("\r\n", "\n")
     assert sleeps == []
-    assert fetch_failed(results) is False and slot_failure(results) is None
+    assert slot_failure(results) is None
 
 
 def test_report_has_no_text_and_keeps_the_original_url(docs_server, client, sleeps):
@@ -215,14 +215,13 @@ def test_a_403_rate_limit_is_retried_but_a_plain_403_is_not(docs_server, client,
     assert len(docs_server.requests_for(CONTRIB)) == 1
 
 
-def test_parse_retry_after_reads_seconds_and_http_dates():
-    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
-    assert parse_retry_after("7", now) == 7.0
-    assert parse_retry_after(" 2.5 ", now) == 2.5
-    assert parse_retry_after("Thu, 01 Jan 2026 12:00:30 GMT", now) == 30.0
-    assert parse_retry_after("Thu, 01 Jan 2026 11:00:00 GMT", now) == 0.0  # in the past: retry now
-    for unreadable in (None, "", "soon", "nan", "inf"):
-        assert parse_retry_after(unreadable, now) is None
+def test_an_exhausted_rate_limit_that_resets_too_late_is_dropped_at_once(docs_server, client, sleeps):
+    reset = str(int(time.time()) + 3600)  # an hour away: past max_retry_after, so waiting cannot help
+    docs_server.faults.status(README, 403, times=1, headers={"X-RateLimit-Remaining": "0",
+                                                             "X-RateLimit-Reset": reset})
+    [result] = fetch([README], client, sleeps)
+    assert not result.ok and result.http_status == 403 and "resets in" in result.reason
+    assert sleeps == [] and len(docs_server.requests_for(README)) == 1
 
 
 # ── dropped at once ──────────────────────────────────────────────────────────
@@ -318,11 +317,8 @@ def test_is_github_url():
 
 
 def test_the_token_comes_from_github_token_then_gh_token(docs_server, monkeypatch, sleeps):
-    assert token_from_env() is None
     monkeypatch.setenv("GH_TOKEN", "from-gh")
-    assert token_from_env() == "from-gh"
-    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
-    assert token_from_env() == TOKEN
+    monkeypatch.setenv("GITHUB_TOKEN", f"{TOKEN}\n")  # settings.github_token strips it
     docs_server.set_rewrite_env(monkeypatch)
     with make_client(FAST) as client:  # rewrite and token both from the environment
         [result] = fetch([README], client, sleeps)
@@ -415,7 +411,7 @@ def test_the_slot_fails_only_when_every_url_or_more_than_half_failed():
     assert message.startswith("2 of 3 URLs could not be fetched (more than 50% of the URLs)")
     assert "u1 (HTTP 404 Not Found for u1)" in message and "u2" in message and "u3" not in message
     assert "every URL" in slot_failure([_result("u1", False)])
-    assert fetch_failed([_result("u1", False)]) and not fetch_failed([_result("u1", True)])
+    assert slot_failure([_result("u1", True)]) is None
     assert slot_failure([_result("u1", False), _result("u2", True)], max_drop_fraction=0.25) is not None
     # max_drop_fraction=1 tolerates any loss but a total one
     assert slot_failure([_result("u1", False), _result("u2", True)], max_drop_fraction=1) is None

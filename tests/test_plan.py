@@ -153,20 +153,20 @@ def test_cached_keys_file_errors(tmp_path, text, message):
         cached_keys_from_file(tmp_path / "missing.txt")
 
 
-def test_cached_keys_from_github(caches_api, monkeypatch):
-    monkeypatch.setenv("GITHUB_API_URL", caches_api.url)
-    caches_api.add_caches(["deadzone-a-1", "deadzone-b-2", "pip-xyz"])
-    assert cached_keys_from_github("octo/deadzone") == {"deadzone-a-1", "deadzone-b-2"}
+def test_cached_keys_from_github(fake_github, monkeypatch):
+    monkeypatch.setenv("GITHUB_API_URL", fake_github.api_url)
+    fake_github.add_caches(["deadzone-a-1", "deadzone-b-2", "pip-xyz"])
+    assert cached_keys_from_github(fake_github.repo) == {"deadzone-a-1", "deadzone-b-2"}
 
 
-def test_caches_of_other_refs_are_not_counted_when_refs_are_given(caches_api, monkeypatch, capsys):
-    monkeypatch.setenv("GITHUB_API_URL", caches_api.url)
-    monkeypatch.setenv("GITHUB_REPOSITORY", "octo/deadzone")
+def test_caches_of_other_refs_are_not_counted_when_refs_are_given(fake_github, monkeypatch, capsys):
+    monkeypatch.setenv("GITHUB_API_URL", fake_github.api_url)
+    monkeypatch.setenv("GITHUB_REPOSITORY", fake_github.repo)
     slots = load_registry(REGISTRY)
-    caches_api.add_caches([slot_key(slots[0])])  # refs/heads/main: restorable from any branch
-    caches_api.add_caches([slot_key(slots[1])], ref="refs/heads/feature")
-    caches_api.add_caches([slot_key(slots[2])], ref="refs/pull/7/merge")  # a PR's: not restorable here
-    assert cached_keys_from_github("octo/deadzone", refs={"refs/heads/feature", "refs/heads/main"}) == {
+    fake_github.add_caches([slot_key(slots[0])])  # refs/heads/main: restorable from any branch
+    fake_github.add_caches([slot_key(slots[1])], ref="refs/heads/feature")
+    fake_github.add_caches([slot_key(slots[2])], ref="refs/pull/7/merge")  # a PR's: not restorable here
+    assert cached_keys_from_github(fake_github.repo, refs={"refs/heads/feature", "refs/heads/main"}) == {
         slot_key(slots[0]), slot_key(slots[1])}
     args = ["plan", "--registry", str(REGISTRY), "--github", "--json"]
     assert main([*args, "--cache-ref", "refs/heads/main"]) == 0
@@ -180,12 +180,12 @@ def test_caches_of_other_refs_are_not_counted_when_refs_are_given(caches_api, mo
 # ── the command ──────────────────────────────────────────────────────────────
 
 
-def test_cli_plan_with_a_release_db_and_github_caches(tmp_path, caches_api, monkeypatch, capsys):
+def test_cli_plan_with_a_release_db_and_github_caches(tmp_path, fake_github, monkeypatch, capsys):
     slots = load_registry(REGISTRY)
     db = write_db(tmp_path / "base.db", [slot_key(s) for s in slots[:15]])
-    caches_api.add_caches([slot_key(slots[15]), slot_key(slots[16])])
-    monkeypatch.setenv("GITHUB_API_URL", caches_api.url)
-    monkeypatch.setenv("GITHUB_REPOSITORY", "octo/deadzone")
+    fake_github.add_caches([slot_key(slots[15]), slot_key(slots[16])])
+    monkeypatch.setenv("GITHUB_API_URL", fake_github.api_url)
+    monkeypatch.setenv("GITHUB_REPOSITORY", fake_github.repo)
     out, gh_output = tmp_path / "plan" / "plan.json", tmp_path / "github_output"
     gh_output.write_text("earlier=kept\n")
     code = main(["plan", "--registry", str(REGISTRY), "--base-db", str(db), "--github", "--out", str(out),

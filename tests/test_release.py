@@ -25,7 +25,8 @@ from deadzone_build.db import schema as dbschema
 from deadzone_build.cli import main
 from deadzone_build.errors import DatabaseError, DeadzoneError, RegistryError, ReleaseError
 from deadzone_build.publish.release import check_tag, fetch_release, release_db
-from fx_fakegithub import FAKE_REPO, FAKE_TOKEN, FakeGitHub, ReleaseFiles
+from fx_fakegithub import FAKE_REPO, FAKE_TOKEN, FakeGitHub
+from fx_release import ReleaseFiles
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TAG = "v0.1.0"
@@ -499,3 +500,14 @@ def test_cli_fetch_release(fake_github, release_files, tmp_path, monkeypatch, ca
     fake_github.corrupt.add("deadzone.db")
     assert main(["fetch-release", "--repo", FAKE_REPO, "--out", str(out)]) == 1
     assert "left untouched" in capsys.readouterr().err
+
+
+def test_a_db_of_another_name_is_released_with_its_own_manifest(fake_github, release_files):
+    nightly = ReleaseFiles(release_files.db.with_name("nightly.db"), release_files.registry).build(content="nightly")
+    assert nightly.manifest.name == "nightly.db.manifest.json"
+    assert release_files.manifest.read_bytes() != nightly.manifest.read_bytes()  # both still beside each other
+    publish(fake_github, nightly)
+    released = fake_github.released(TAG)
+    assert sorted(released) == NAMES  # the asset names do not follow the local name
+    assert released["manifest.json"] == nightly.manifest.read_bytes()
+    assert released["deadzone.db"] == nightly.db.read_bytes()

@@ -11,7 +11,8 @@ import pytest
 
 from deadzone_build.pipeline.chunk import chunk_markdown, section_texts
 from deadzone_build.pipeline.clean import document_markdown
-from deadzone_build.pipeline.rst import convert, rst_to_markdown
+from deadzone_build.pipeline.clean import clean_document
+from deadzone_build.pipeline.rst import convert, convert_rst, rst_to_markdown
 
 RST = Path(__file__).parent / "fixtures" / "rst"
 SPHINX = (RST / "sphinx_module.rst").read_text()
@@ -123,6 +124,16 @@ def test_a_document_docutils_cannot_handle_comes_back_as_text() -> None:
     with pytest.raises(RecursionError):
         convert(deep)
     assert rst_to_markdown(deep) == deep
+    kept = convert_rst(deep)
+    assert kept.markdown == deep and kept.warning.startswith("docutils could not convert this RST (RecursionError")
+    assert "raw text was indexed instead" in kept.warning
+    cleaned = clean_document(deep, kind="github-rst", url="deep.rst")
+    assert cleaned.warning == kept.warning and "level 399" in cleaned.markdown
+
+
+def test_a_document_docutils_converts_has_no_warning() -> None:
+    assert convert_rst(SPHINX, "sphinx_module.rst").warning is None
+    assert clean_document("Title\n=====\n", kind="github-rst", url="t.rst").warning is None
 
 
 def test_threads_convert_the_same_as_one() -> None:

@@ -104,6 +104,33 @@ def test_faults_are_retried_or_dropped_and_reported(docs_server, tmp_path, embed
     assert outcome.docs_dropped == 3 and outcome.docs_ok == 6
 
 
+RST_REGISTRY = """\
+libraries:
+  - lib_id: /acme/rstdocs
+    description: RST docs, one of which docutils cannot convert.
+    kind: github-rst
+    ref: v1.0.0
+    urls:
+      - https://raw.githubusercontent.com/acme/rstdocs/{ref}/docs/index.rst
+      - https://raw.githubusercontent.com/acme/rstdocs/{ref}/docs/deep.rst
+"""
+
+
+def test_rst_that_docutils_cannot_convert_is_indexed_as_text_and_its_report_says_so(
+        docs_server, tmp_path, embedder, embedder_cache) -> None:
+    the_slot = parse_registry(RST_REGISTRY, "rst.yaml")[0]
+    index, deep = the_slot.urls
+    docs_server.faults.body(index, "Guide\n=====\n\nPlain *text* that converts.\n")
+    docs_server.faults.body(deep, "".join("  " * i + f"level {i}\n\n" for i in range(400)))  # docutils recurses
+    outcome = run_scrape(the_slot, docs_server, tmp_path, embedder, embedder_cache)
+    reports = {r["url"]: r for r in read_artifact(outcome.path).meta["urls"]}
+    assert reports[deep]["status"] == "ok" and reports[deep]["chunks"] > 0
+    assert reports[deep]["warning"].startswith("docutils could not convert this RST (RecursionError")
+    assert "warning" not in reports[index]  # only a fallback adds the field: meta.json is otherwise unchanged
+    texts = [c["text"] for c in read_artifact(outcome.path).chunks if c["url"] == deep]
+    assert any("level 399" in t for t in texts)
+
+
 def test_every_url_404_fails_cleanly_and_keeps_the_previous_artifact(docs_server, tmp_path, embedder,
                                                                     embedder_cache) -> None:
     the_slot = slot("/knights-analytics/hugot", "0.7")

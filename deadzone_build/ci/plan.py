@@ -135,7 +135,7 @@ def cached_keys_from_github(repo: str, prefix: str = "deadzone-", refs: Collecti
 
     With `refs`, only entries saved on those git refs count: a run can restore caches of its own
     branch and of the default branch, not those of other branches or pull requests."""
-    from deadzone_build.ci.actions_cache import list_caches  # httpx only when asked
+    from deadzone_build.ci.actions_cache import list_caches  # the GitHub client only when asked
 
     return {entry.key for entry in list_caches(repo, key_prefix=prefix) if not refs or entry.ref in refs}
 
@@ -148,10 +148,10 @@ def fetch_base_db(out: str | Path, *, tag: str = "latest", repo: str | None = No
     (a publish interrupted between deleting the old assets and renaming the new ones, which the
     next release run repairs): every slot is planned. Any other failure raises, so an outage or a
     db that does not verify never silently turns into a full rebuild."""
-    from deadzone_build.publish.github import GitHubClient, resolve_api_url, resolve_repo, resolve_token
+    from deadzone_build.publish.github import GitHubClient
     from deadzone_build.publish.release import fetch_release
 
-    client = GitHubClient(resolve_repo(repo), token=resolve_token(None), api_url=resolve_api_url(None), log=log)
+    client = GitHubClient.from_settings(repo, log=log)
     release = client.latest_release() if tag == "latest" else client.release_by_tag(tag)
     if release is None:
         log(f"{client.repo} has no {'published release' if tag == 'latest' else f'release {tag}'}: "

@@ -9,7 +9,8 @@ from deadzone_build import settings
 from deadzone_build.commands.search import add_db_arguments, query_embedder
 
 NAME = "libs"
-HELP = "Rank the libraries in deadzone.db by their description embedding and lib_id match."
+HELP = ("Rank the libraries in deadzone.db by their description embedding and a whole-word match of the "
+        "query on the lib_id's project name.")
 EXAMPLE = 'deadzone-build libs "go command line flags" --limit 5'
 
 

@@ -5,12 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING
-
 from deadzone_build import __version__, settings
-
-if TYPE_CHECKING:
-    from deadzone_build.publish.release import ReleaseOutcome
 
 NAME = "release"
 HELP = ("Publish deadzone.db, deadzone.db.sha256 and manifest.json to a GitHub Release, after checking the db "
@@ -39,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from deadzone_build.publish.release import release_db  # ghapi: only when asked
+    from deadzone_build.publish.report import summary
 
     outcome = release_db(
         tag=args.tag, repo=args.repo, db=settings.db_path(args.db), registry=settings.registry_path(args.registry),
@@ -47,23 +43,3 @@ def run(args: argparse.Namespace) -> int:
     )
     print(json.dumps(outcome.as_dict(), indent=1) if args.json else summary(outcome))
     return 0
-
-
-def summary(outcome: ReleaseOutcome) -> str:
-    files = "\n".join(f"  {a['name']}  {a['size']} bytes  sha256 {a['sha256']}" for a in outcome.assets)
-    if outcome.dry_run:
-        where = outcome.repo or "(no --repo / GITHUB_REPOSITORY set)"
-        return f"dry run: checks passed; would publish to {where} release {outcome.tag}:\n{files}"
-    state = "draft" if outcome.draft else "published"
-    if not outcome.changed:
-        head = f"release {outcome.tag} of {outcome.repo} already up to date ({state}); nothing uploaded"
-    else:
-        head = (f"release {outcome.tag} of {outcome.repo} ({state}): uploaded {_names(outcome.uploaded)}, "
-                f"replaced {_names(outcome.replaced)}, unchanged {_names(outcome.unchanged)}")
-        if outcome.cleaned:
-            head += f", cleaned up {_names(outcome.cleaned)}"
-    return f"{head}\n{files}\n{outcome.html_url or ''}".rstrip()
-
-
-def _names(names: list[str]) -> str:
-    return ", ".join(names) if names else "none"

@@ -17,6 +17,8 @@ import os
 import sqlite3
 from pathlib import Path
 
+from deadzone_build import settings
+
 SCHEMA_VERSION = "2"  # 2: the embedder pin is stored once (META_PIN), not in every libraries.meta_json
 
 META_SCHEMA_VERSION = "schema_version"
@@ -140,7 +142,7 @@ def incompatibility(meta: dict[str, str], current_pin_id: str) -> str:
 
 # ── files beside the db ──────────────────────────────────────────────────────
 
-MANIFEST_NAME = "manifest.json"
+MANIFEST_NAME = settings.DEFAULT_MANIFEST  # beside deadzone.db; see manifest_path
 
 
 def sha256_path(db_path: Path) -> Path:
@@ -148,7 +150,8 @@ def sha256_path(db_path: Path) -> Path:
 
 
 def manifest_path(db_path: Path) -> Path:
-    return db_path.with_name(MANIFEST_NAME)
+    """`manifest.json` beside deadzone.db, `<db name>.manifest.json` beside any other (settings.py)."""
+    return settings.manifest_path(db_path)
 
 
 def sha256_file(path: Path, fsync: bool = False) -> str:

@@ -1,17 +1,18 @@
-"""Hybrid search over deadzone.db: FTS5 BM25 and cosine similarity, fused with Reciprocal Rank Fusion.
+"""Hybrid search over deadzone.db: FTS5 BM25 and cosine similarity, fused per document with RRF.
 
-    keyword  the query's whitespace-separated words, each an FTS5 phrase (user syntax is never parsed),
-             OR-ed, ranked by bm25 over chunk text and headings
+    keyword  the query's topical words (db/fusion.py drops "how", "the"...), each an FTS5 phrase
+             (user syntax is never parsed), OR-ed, ranked by bm25 over chunk text and headings
+             (a heading match weighs HEADING_WEIGHT times a text match)
     vector   the query embedded by the caller's embedder, dot product with every vector of the
              selected libraries (L2-normalised: dot = cosine), numpy over one in-memory matrix
-    fused    score(chunk) = sum over both lists of 1 / (RRF_K + rank), rank from 1
+    fused    db/fusion.py: identical chunks of one library across versions become one candidate
+             (without --version), documents are ranked by RRF, each document's best chunk first
 
 A word held by MAX_RANKED chunks or more of the searched set is left out of the bm25 side (see
 `_affordable_match`): its IDF is near zero and scoring every chunk that holds it would dominate
 the latency; the vector side still sees the whole query.
 
-MiniLM is weak on exact API names and BM25 on paraphrase; RRF needs no score calibration between
-the two. The vector matrix is loaded once per db file (`open_index`) and reused while the file is
+The vector matrix is loaded once per db file (`open_index`) and reused while the file is
 unchanged, so repeated queries cost a matrix-vector product, not a table scan.
 """
 
@@ -20,22 +21,26 @@ from __future__ import annotations
 import json
 import re
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Sequence
 
 import numpy as np
 
 from deadzone_build.pipeline.artifact import DIMENSION
+from deadzone_build.db import fusion
+from deadzone_build.db.fusion import Candidate, fts_phrases, fts_query  # noqa: F401  (re-exported)
+from deadzone_build.db.lib_names import name_score, query_words
 from deadzone_build.db.schema import open_checked
+from deadzone_build.db.snippet import snippet
 from deadzone_build.errors import SelectionError
 
-RRF_K = 60
+RRF_K = fusion.RRF_K
 MIN_DEPTH = 100  # candidates taken from each list before fusion
-MAX_QUERY_TERMS = 32
+SECTION_WINDOW = 32  # chunks read per step when a snippet looks back to its section start
 MAX_RANKED = 5000  # a phrase matching this many chunks is too common to be worth ranking by bm25
-_WORD = re.compile(r"\w", re.UNICODE)
-_NAME_SPLIT = re.compile(r"[^0-9a-z]+")
+SIGNALS = ("bm25", "vector")
+_NUMBER = re.compile(r"(\d+)")
 
 
 class Embedder(Protocol):
@@ -44,12 +49,18 @@ class Embedder(Protocol):
 
 @dataclass(frozen=True)
 class Hit:
+    """One result. `versions` lists every version holding this exact chunk (one entry with
+    --version); `version`/`url` are the newest of them. `snippet` is `text` widened to whole lines
+    with its code fences balanced (db/snippet.py)."""
+
     lib_id: str
     version: str
     url: str
     heading_path: list[str]
     score: float
     text: str
+    versions: list[str] = field(default_factory=list)
+    snippet: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -77,21 +88,6 @@ class _Library:
     count: int
 
 
-def fts_phrases(text: str) -> list[str]:
-    """Every whitespace-separated word of `text` as a quoted FTS5 phrase (duplicates dropped).
-
-    Quoting makes operators, parentheses, `*`, `:` and stray quotes plain text; `foo.bar(x)`
-    becomes the phrase "foo bar x", which ranks an exact API mention first.
-    """
-    words = dict.fromkeys(w for w in text.split() if _WORD.search(w))
-    return ['"' + w.replace('"', '""') + '"' for w in list(words)[:MAX_QUERY_TERMS]]
-
-
-def fts_query(text: str) -> str:
-    """A safe FTS5 MATCH expression: the phrases of `text` OR-ed; "" when nothing is left."""
-    return " OR ".join(fts_phrases(text))
-
-
 class SearchIndex:
     """An open deadzone.db with its vectors in memory; safe to query from several threads."""
 
@@ -112,15 +108,24 @@ class SearchIndex:
     # ── chunks ──
 
     def search(self, query: str, *, embedder: Embedder, lib: str | None = None, version: str | None = None,
-               limit: int = 10) -> list[Hit]:
+               limit: int = 10, signals: Sequence[str] = SIGNALS) -> list[Hit]:
+        """The `limit` best chunks. `signals` picks the sides (the bench measures each alone)."""
         _check_query(query, limit)
+        unknown = set(signals) - set(SIGNALS)
+        if unknown or not signals:
+            raise SelectionError(f"signals must be a non-empty subset of {SIGNALS} (got {list(signals)}).")
         libraries = self._select(lib, version)
         depth = max(MIN_DEPTH, limit)
-        query_vector = _query_vector(embedder, query)
-        ranked = [self._vector_ranking(query_vector, libraries, depth),
-                  self._keyword_ranking(query, libraries, depth)]
-        fused = _rrf(ranked)[:limit]
-        return self._hits(fused)
+        rankings = []
+        if "vector" in signals:
+            rankings.append(self._vector_ranking(_query_vector(embedder, query), libraries, depth))
+        if "bm25" in signals:
+            rankings.append(self._keyword_ranking(query, libraries, depth))
+        rows = self._rows({c for ranking in rankings for c in ranking})
+        candidates, representative = _candidates(rows, collapse_versions=version is None)
+        collapsed = [fusion.collapse(r, candidates, representative) for r in rankings]
+        fused = fusion.document_fusion(collapsed, candidates)[:limit]
+        return self._hits(fused, rows, collapse_versions=version is None)
 
     def _select(self, lib: str | None, version: str | None) -> list[_Library]:
         if version is not None and lib is None:
@@ -155,7 +160,7 @@ class SearchIndex:
 
     def _keyword_ranking(self, query: str, libraries: list[_Library], depth: int) -> list[int]:
         """Row ids by bm25 (best first), within each selected library's id range."""
-        phrases = fts_phrases(query)
+        phrases = fts_phrases(query, drop_function_words=True)
         if not phrases:
             return []
         if len(libraries) == len(self.libraries):
@@ -163,13 +168,14 @@ class SearchIndex:
         else:
             ranges = [(x.first_row + 1, x.first_row + x.count) for x in libraries]
         scored: list[tuple[float, int]] = []
+        rank = f"bm25(1.0, {fusion.HEADING_WEIGHT})"  # text, heading_path column weights
         with self._lock:
             for low, high in ranges:
                 match = self._affordable_match(phrases, low, high)
                 if match:
                     rows = self.conn.execute(
-                        "SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
-                        "AND rowid BETWEEN ? AND ? ORDER BY rank LIMIT ?", (match, low, high, depth)).fetchall()
+                        "SELECT rowid, rank FROM chunks_fts WHERE chunks_fts MATCH ? AND rank MATCH ? "
+                        "AND rowid BETWEEN ? AND ? ORDER BY rank LIMIT ?", (match, rank, low, high, depth)).fetchall()
                     scored.extend((score, rowid) for rowid, score in rows)
         return [rowid for _, rowid in sorted(scored)[:depth]]
 
@@ -194,17 +200,57 @@ class SearchIndex:
             "SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid BETWEEN ? AND ? "
             "LIMIT ?)", (match, low, high, self.max_ranked)).fetchone()[0]
 
-    def _hits(self, fused: list[tuple[int, float]]) -> list[Hit]:
-        if not fused:
-            return []
-        ids = [i for i, _ in fused]
+    def _rows(self, ids: set[int]) -> dict[int, tuple]:
+        """chunks.id -> (library, lib_id, version, url, heading_path, ordinal, text) of `ids`."""
+        if not ids:
+            return {}
         with self._lock:
             rows = self.conn.execute(
-                f"SELECT id, lib_id, version, url, heading_path, text FROM chunks WHERE id IN "
-                f"({','.join('?' * len(ids))})", ids).fetchall()
-        by_id = {r[0]: r for r in rows}
-        return [Hit(lib_id=by_id[i][1], version=by_id[i][2], url=by_id[i][3],
-                    heading_path=json.loads(by_id[i][4]), score=score, text=by_id[i][5]) for i, score in fused]
+                f"SELECT id, library, lib_id, version, url, heading_path, ordinal, text FROM chunks WHERE id IN "
+                f"({','.join('?' * len(ids))})", sorted(ids)).fetchall()
+        return {r[0]: r[1:] for r in rows}
+
+    def _hits(self, fused: list[tuple[int, float]], rows: dict[int, tuple], *, collapse_versions: bool) -> list[Hit]:
+        hits = []
+        for chunk_id, score in fused:
+            library, lib_id, version, url, heading_path, ordinal, text = rows[chunk_id]
+            versions = self._versions_of(lib_id, heading_path, text) if collapse_versions else [version]
+            hits.append(Hit(lib_id=lib_id, version=version, url=url, heading_path=json.loads(heading_path),
+                            score=score, text=text, versions=versions,
+                            snippet=self._snippet(library, url, heading_path, ordinal, text)))
+        return hits
+
+    def _versions_of(self, lib_id: str, heading_path: str, text: str) -> list[str]:
+        with self._lock:
+            found = [v for (v,) in self.conn.execute(
+                "SELECT DISTINCT version FROM chunks WHERE lib_id = ? AND heading_path = ? AND text = ?",
+                (lib_id, heading_path, text))]
+        return sorted(found, key=_version_key, reverse=True)
+
+    def _snippet(self, library: int, url: str, heading_path: str, ordinal: int, text: str) -> str:
+        """`text` widened with its section neighbours (same url and heading path, adjacent ordinals):
+        every chunk back to the section start (the fence state depends on them), one forwards."""
+        low = ordinal
+        before: list[str] = []
+        while True:  # a window at a time: sections are rarely longer than one
+            high, low = low - 1, max(0, low - SECTION_WINDOW)
+            with self._lock:
+                run = self.conn.execute(
+                    "SELECT url, heading_path, text FROM chunks WHERE library = ? AND ordinal BETWEEN ? AND ? "
+                    "ORDER BY ordinal DESC", (library, low, high)).fetchall()
+            for row_url, row_path, row_text in run:
+                if row_url != url or row_path != heading_path:
+                    break
+                before.append(row_text)
+            else:
+                if low > 0 and run:
+                    continue
+            break
+        with self._lock:
+            nxt = self.conn.execute("SELECT url, heading_path, text FROM chunks WHERE library = ? AND ordinal = ?",
+                                    (library, ordinal + 1)).fetchone()
+        after = [nxt[2]] if nxt is not None and nxt[0] == url and nxt[1] == heading_path else []
+        return snippet(text, before[::-1], after)
 
     # ── libraries ──
 
@@ -214,33 +260,33 @@ class SearchIndex:
         q = _query_vector(embedder, query)
         scores = self.library_vectors @ q
         by_vector = sorted(range(len(self.libraries)), key=lambda i: (-scores[i], i))
-        words = {w for w in _NAME_SPLIT.split(query.lower()) if w}
-        name_scores = [_name_score(x.lib_id, words) for x in self.libraries]
+        words = query_words(query)
+        name_scores = [name_score(x.lib_id, words) for x in self.libraries]
         by_name = sorted((i for i, s in enumerate(name_scores) if s > 0), key=lambda i: (-name_scores[i], i))
-        fused = _rrf([by_vector, by_name])[:limit]
+        fused = sorted(fusion.rrf([by_vector, by_name]).items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
         return [LibHit(lib_id=self.libraries[i].lib_id, version=self.libraries[i].version,
                        description=self.libraries[i].description, chunks=self.libraries[i].count, score=score)
                 for i, score in fused]
 
 
-def _name_score(lib_id: str, words: set[str]) -> float:
-    """How well the query words name the library. Only the project (last segment) counts: an org
-    like `go-chi` would otherwise make every query that says "go" rank /go-chi/chi first."""
-    project = lib_id.lower().rsplit("/", 1)[-1]
-    parts = [p for p in _NAME_SPLIT.split(project) if p]
-    if not words or not parts:
-        return 0.0
-    exact = 2.0 if project in words or "".join(sorted(words)) == project else 0.0
-    inside = sum(1 for w in words if w not in parts and len(w) >= 3 and any(w in p for p in parts))
-    return exact + sum(1.0 for w in words if w in parts) + 0.25 * inside  # ("in" is not a match for "gin")
+def _candidates(rows: dict[int, tuple], *, collapse_versions: bool) -> tuple[dict[int, Candidate], dict]:
+    """Fusion's view of each row, and the representative chunk of each same-text group (the newest
+    version's; with --version every chunk is its own group)."""
+    candidates = {}
+    representative: dict = {}
+    for chunk_id in sorted(rows):
+        _, lib_id, version, url, heading_path, _, text = rows[chunk_id]
+        same = (lib_id, heading_path, text) if collapse_versions else chunk_id
+        current = representative.get(same)
+        if current is None or _version_key(version) > _version_key(rows[current][2]):
+            representative[same] = chunk_id
+        candidates[chunk_id] = Candidate(id=chunk_id, document=url, same_text=same)
+    return candidates, representative
 
 
-def _rrf(rankings: list[list[int]]) -> list[tuple[int, float]]:
-    fused: dict[int, float] = {}
-    for ranking in rankings:
-        for rank, item in enumerate(ranking, start=1):
-            fused[item] = fused.get(item, 0.0) + 1.0 / (RRF_K + rank)
-    return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+def _version_key(version: str) -> tuple:
+    """Natural order: "1.10" after "1.9", "2026.4" after "2026.3"."""
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in _NUMBER.split(version) if p)
 
 
 def _matrix(blobs) -> np.ndarray:
@@ -260,13 +306,21 @@ def _check_query(query: str, limit: int) -> None:
 
 
 # ── one index per db file, reused while the file is unchanged ───────────────
+#
+# An index that leaves the cache (its file changed, or a third db was opened) is never closed
+# here: another caller (a server thread, a test) may still hold it and be mid-query. Its sqlite3
+# connection closes when the last reference goes (CPython frees it at once).
 
 _cache: dict[Path, tuple[tuple[int, int, int], SearchIndex]] = {}
 _cache_lock = threading.Lock()
+MAX_CACHED = 2
 
 
 def open_index(db_path: Path) -> SearchIndex:
-    """The SearchIndex of `db_path`, loaded once and reloaded when the file changes."""
+    """The SearchIndex of `db_path`, loaded once and reloaded when the file changes.
+
+    Shared: callers must not close it (an index dropped from the cache closes with its last user).
+    """
     path = Path(db_path).resolve()
     try:
         st = path.stat()
@@ -278,11 +332,9 @@ def open_index(db_path: Path) -> SearchIndex:
         if cached is not None and cached[0] == signature:
             return cached[1]
         index = SearchIndex(path)
-        old = _cache.pop(path, None)
-        if old is not None:
-            old[1].close()
-        if len(_cache) >= 2:
-            _cache.pop(next(iter(_cache)))[1].close()
+        _cache.pop(path, None)
+        while len(_cache) >= MAX_CACHED:
+            _cache.pop(next(iter(_cache)))
         _cache[path] = (signature, index)
         return index
 
@@ -296,4 +348,3 @@ def search(db_path: Path, query: str, *, embedder: Embedder, lib: str | None = N
 def libs(db_path: Path, query: str, *, embedder: Embedder, limit: int = 10) -> list[LibHit]:
     """The `limit` libraries of `db_path` that best match `query`."""
     return open_index(db_path).libs(query, embedder=embedder, limit=limit)
-

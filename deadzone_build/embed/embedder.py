@@ -270,7 +270,6 @@ class Embedder:
         self.batch_size = batch_size
         self.threads = threads or _available_cpus()
         self.pin_id: str = pin_id()
-        self._calls = threading.local()  # `last_truncated` belongs to the calling thread
         self._tokenizer = load_pinned_tokenizer(model_dir)
         data = _ensure(self.cache_dir, progress, model_dir)
         options = ort.SessionOptions()
@@ -286,23 +285,17 @@ class Embedder:
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
-    @property
-    def last_truncated(self) -> int:
-        """How many texts of this thread's last `embed` call were cut at the window (the chunker makes it 0)."""
-        return getattr(self._calls, "truncated", 0)
-
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """float32 [len(texts), 384] in input order; sets `last_truncated` for the calling thread."""
+        """float32 [len(texts), 384] in input order; a text over the window is cut at 256 word pieces
+        (the chunker never makes one: scrape counts `Chunk.tokens` over the window, not this)."""
         texts = list(texts)
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"Embedder.embed takes strings; item {i} is {type(text).__name__}")
         vectors = np.zeros((len(texts), DIMENSION), dtype=np.float32)
         if not texts:
-            self._calls.truncated = 0
             return vectors
         encodings = self._tokenizer.encode_batch(texts)
-        self._calls.truncated = sum(1 for e in encodings if e.overflowing)
         lengths = [len(e.ids) for e in encodings]
         # longest work first, so the last batch to finish is a short one
         batches = sorted(_batches(lengths, self.batch_size), key=lambda b: -len(b) * lengths[b[0]])

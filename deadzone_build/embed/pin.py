@@ -69,4 +69,9 @@ def pin_dict() -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def pin_id() -> str:
     """blake3 of the canonical pin: names cache/embedder/<pin_id>/ and is stored in dbs."""
-    return blake3.blake3(canonical_json(EMBEDDER_PIN).encode()).hexdigest()
+    return pin_id_of(EMBEDDER_PIN)
+
+
+def pin_id_of(pin: Any) -> str:
+    """The id of any pin mapping (e.g. the one recorded in an artifact's key inputs)."""
+    return blake3.blake3(canonical_json(pin).encode()).hexdigest()

@@ -37,7 +37,7 @@ import orjson
 from deadzone_build.atomic import fsync_dir, write_synced
 from deadzone_build.errors import ArtifactError
 from deadzone_build.registry.keys import PIPELINE_VERSION, key_from_inputs
-from deadzone_build.embed.pin import canonical_json
+from deadzone_build.embed.pin import canonical_json, pin_id_of
 from deadzone_build.registry.load import Slot
 
 FORMAT = 1
@@ -176,7 +176,7 @@ def _check_key(slot: Slot, key: str, key_inputs: dict[str, Any], pin_id: str) ->
     if key != key_from_inputs(slot.slug, key_inputs):
         raise ArtifactError(f"artifact for {slot.label}: key {key} is not the key of the given key inputs. "
                             "Pass keys.slot_key(slot) and keys.key_inputs(slot) for the same pin.")
-    if pin_id != _digest(canonical_json(key_inputs.get("embedder")).encode()):
+    if pin_id != pin_id_of(key_inputs.get("embedder")):
         raise ArtifactError(f"artifact for {slot.label}: pin id {pin_id} is not the id of the pin in the "
                             "key inputs. Pass pin.pin_id() for the pin the key was computed with.")
 

@@ -34,12 +34,12 @@ import bisect
 import math
 import re
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from markdown_it import MarkdownIt
 
 from deadzone_build.embed import model_files
-from deadzone_build.pipeline.clean import code_line_ranges, markdown_tokens
+from deadzone_build.pipeline.markdown import code_line_ranges, line_starts, markdown_tokens
 
 CountTokens = Callable[[list[str]], list[int]]
 PATH_SEPARATOR = " > "
@@ -62,6 +62,11 @@ class Chunk:
     ordinal: int
     text: str
     tokens: int
+
+    def record(self) -> dict[str, Any]:
+        """The chunk as one row of an artifact's chunks.jsonl (pipeline/artifact.py CHUNK_FIELDS)."""
+        return {"url": self.url, "heading_path": list(self.heading_path), "ordinal": self.ordinal,
+                "text": self.text, "tokens": self.tokens}
 
 
 def embedding_text(chunk: Chunk) -> str:
@@ -91,11 +96,10 @@ def section_texts(markdown: str) -> list[tuple[tuple[str, ...], str]]:
 
 
 def _sections(markdown: str) -> list[_Section]:
-    markdown = markdown.replace("\r\n", "\n").replace("\r", "\n")  # markdown-it counts lines so
     env: dict = {}
     tokens = markdown_tokens(markdown, env)
     lines = markdown.split("\n")
-    starts = _line_starts(lines)
+    starts = line_starts(markdown)
     in_code = _code_lines(markdown, tokens, len(lines))
     block_lines = sorted({t.map[0] for t in tokens if t.level == 0 and t.map and t.nesting >= 0})
     sections: list[_Section] = []
@@ -137,14 +141,6 @@ def _code_lines(markdown: str, tokens: list, count: int) -> list[bool]:
         for n in range(start + 1, min(end, count)):
             flags[n] = True
     return flags
-
-
-def _line_starts(lines: list[str]) -> list[int]:
-    starts, offset = [], 0
-    for line in lines:
-        starts.append(offset)
-        offset += len(line) + 1
-    return starts
 
 
 def _headings(tokens: list, env: dict) -> list[tuple[int, int, int, str]]:
@@ -209,12 +205,14 @@ class _Atom:
 class _Counter:
     """Counts through any `count_tokens`: every piece and every planned chunk is counted."""
 
-    def __init__(self, count_tokens: CountTokens, sections: list[_Section]) -> None:
+    def __init__(self, count_tokens: CountTokens, sections: list[_Section], path_costs: list[int | None]) -> None:
         self.count = count_tokens
         self.sections = sections
         self.empty = count_tokens([""])[0]  # what the counter adds to any text: [CLS] and [SEP]
+        # per section: the tokens of its embedding text beyond its own text (path, or just [CLS]/[SEP])
+        self.overhead = [self.empty if cost is None else cost for cost in path_costs]
 
-    def whole(self, overhead: list[int]) -> list[int]:
+    def whole(self) -> list[int]:
         """Exact tokens of each section's embedding text."""
         return self.count([_embedding_text(s.path, s.text) for s in self.sections])
 
@@ -237,15 +235,15 @@ class _OffsetCounter(_Counter):
     Only cuts inside a word (CHARACTERS) break that: those pieces and chunks are counted.
     """
 
-    def __init__(self, count_tokens: CountTokens, sections: list[_Section]) -> None:
-        super().__init__(count_tokens, sections)
+    def __init__(self, count_tokens: CountTokens, sections: list[_Section], path_costs: list[int | None]) -> None:
+        super().__init__(count_tokens, sections, path_costs)
         self.encodings: list = []
         self.starts: dict[int, list[int]] = {}
 
-    def whole(self, overhead: list[int]) -> list[int]:
+    def whole(self) -> list[int]:
         tokenizer = model_files.load_tokenizer(truncate=False)
         self.encodings = tokenizer.encode_batch([s.text for s in self.sections], add_special_tokens=False)
-        return [o + len(e) for o, e in zip(overhead, self.encodings)]
+        return [o + len(e) for o, e in zip(self.overhead, self.encodings)]
 
     def pieces(self, spans: list[tuple[int, int, int, int]]) -> list[int]:
         inside_words = [n for n, span in enumerate(spans) if span[3] >= CHARACTERS]
@@ -281,8 +279,9 @@ class _Planner:
             if s.path else s for s in sections
         ]
         fast = count_tokens is model_files.count_tokens
-        self.counter = (_OffsetCounter if fast else _Counter)(count_tokens, self.sections)
-        self.overhead = [fitted[s.path][1] if s.path else self.counter.empty for s in sections]
+        path_costs = [fitted[s.path][1] if s.path else None for s in sections]
+        self.counter = (_OffsetCounter if fast else _Counter)(count_tokens, self.sections, path_costs)
+        self.overhead = self.counter.overhead
         self.budget = [max_tokens - o for o in self.overhead]  # word pieces left for the text
         self.cut_strength: list[dict[int, int]] = [{} for _ in sections]
 
@@ -303,7 +302,7 @@ class _Planner:
 
     def chunks(self) -> list[tuple[tuple[str, ...], str, int]]:
         """(path, text, tokens) of every chunk, in document order."""
-        whole = self.counter.whole(self.overhead)
+        whole = self.counter.whole()
         planned: list[list[tuple[int, int, int]]] = [[] for _ in self.sections]
         oversized = []
         for i, (section, tokens) in enumerate(zip(self.sections, whole)):

@@ -1,6 +1,7 @@
 """Cleaning fetched documents into the markdown the chunker reads.
 
-    document_markdown(body, kind=, url=)   RST (docutils, see rst.py) or markdown → cleaned markdown
+    clean_document(body, kind=, url=)      RST (docutils, see rst.py) or markdown → CleanedDocument
+    document_markdown(body, kind=, url=)   the same, markdown only
     clean_markdown(text)                   strip what a reader of the rendered page never sees
 
 Removed, outside code only: YAML (`---`) / TOML (`+++`) front matter (its `title` becomes the
@@ -21,86 +22,51 @@ from __future__ import annotations
 import bisect
 import re
 import tomllib
-from typing import Iterable
+from dataclasses import dataclass
 
 import yaml
-from markdown_it import MarkdownIt
 
 from deadzone_build.errors import ScrapeError
+from deadzone_build.pipeline.markdown import code_line_ranges, line_of, line_starts, markdown_tokens, normalize_newlines
 
 MARKDOWN_KIND = "github-md"
 RST_KIND = "github-rst"
 _RST_SUFFIXES = (".rst", ".rest")
 _MARKDOWN_SUFFIXES = (".md", ".mdx", ".markdown")
 
-# One parser for cleaning and chunking, so both agree on what is a fence and what a heading.
-# Block structure only: inline parsing is half of markdown-it's time and neither needs it
-# (the chunker parses heading titles on their own).
-_MD = MarkdownIt("commonmark", {"html": True}).enable("table").disable("inline")
-_MD_NO_HTML = MarkdownIt("commonmark", {"html": False}).enable("table").disable("inline")
-
-
-def markdown_tokens(text: str, env: dict | None = None) -> list:
-    """Block tokens of `text` (markdown-it-py, CommonMark + tables, HTML blocks on); inline
-    tokens keep their source in `.content` and have no children. `env` collects the link
-    reference definitions (`env["references"]`)."""
-    return _MD.parse(text, env)
-
-
-def code_line_ranges(text: str, tokens: list | None = None) -> list[tuple[int, int]]:
-    """Sorted, disjoint [start, end) line ranges of `text` that are code and must not change."""
-    ranges: list[tuple[int, int]] = []
-    for token in tokens if tokens is not None else markdown_tokens(text):
-        if token.map is None:
-            continue
-        start, end = token.map
-        if token.type in ("fence", "code_block"):
-            ranges.append((start, end))
-        elif token.type == "html_block":
-            head = token.content.lstrip()[:5].lower()
-            if head.startswith("<pre"):
-                ranges.append((start, end))
-            elif not head.startswith("<!--"):
-                ranges.extend(_fences_inside_html(token.content, start))
-    return _merge_ranges(ranges)
-
-
-def _fences_inside_html(content: str, offset: int) -> Iterable[tuple[int, int]]:
-    for token in _MD_NO_HTML.parse(content):
-        if token.type in ("fence", "code_block") and token.map is not None:
-            yield token.map[0] + offset, token.map[1] + offset
-
-
-def _merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(ranges):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return merged
-
-
 # --------------------------------------------------------------------------- entry points
 
 
-def document_markdown(body: str, *, kind: str, url: str) -> str:
-    """Cleaned markdown for a fetched document of registry `kind` at `url`.
+@dataclass(frozen=True)
+class CleanedDocument:
+    markdown: str
+    warning: str | None = None  # something the URL's report should say (e.g. RST kept as raw text)
+
+
+def clean_document(body: str, *, kind: str, url: str) -> CleanedDocument:
+    """Cleaned markdown for a fetched document of registry `kind` at `url`, and any warning.
 
     The URL's suffix wins when it is unambiguous (`.rst` is RST even under `github-md`, as in
     Sphinx-MyST trees; `.md`/`.mdx` is markdown even under `github-rst`); otherwise `kind`
     decides (Django's `.txt` docs are RST under `github-rst`).
     """
+    body = normalize_newlines(body)  # the one place: RST and markdown alike, before any parser
     if _is_rst(kind, url):
-        from deadzone_build.pipeline.rst import rst_to_markdown  # docutils is imported only when a slot has RST
+        from deadzone_build.pipeline.rst import convert_rst  # docutils is imported only when a slot has RST
 
-        return clean_markdown(rst_to_markdown(body, source=url))
+        converted = convert_rst(body, source=url)
+        return CleanedDocument(clean_markdown(converted.markdown), converted.warning)
     if kind not in (MARKDOWN_KIND, RST_KIND):
         raise ScrapeError(
             f"{url}: documents of kind {kind!r} cannot be cleaned here (only {MARKDOWN_KIND} and "
             f"{RST_KIND}). Fetch them with the tool for that kind, or fix the entry's `kind:`."
         )
-    return clean_markdown(body)
+    return CleanedDocument(clean_markdown(body))
+
+
+def document_markdown(body: str, *, kind: str, url: str) -> str:
+    """`clean_document(body, kind=kind, url=url).markdown`."""
+    return clean_document(body, kind=kind, url=url).markdown
 
 
 def _is_rst(kind: str, url: str) -> bool:
@@ -115,10 +81,10 @@ def _is_rst(kind: str, url: str) -> bool:
 def clean_markdown(text: str) -> str:
     """`text` without front matter, comments, MDX/JSX scaffolding and badges; code untouched.
 
-    Newlines are normalised to `\\n` first (also inside code: a CR is never content). The result
-    has no leading or trailing blank lines and ends with one newline, or is "" when nothing is left.
+    `text` has `\\n` newlines (`document_markdown`, the pipeline's entry, normalises them). The
+    result has no leading or trailing blank lines and ends with one newline, or is "" when nothing
+    is left.
     """
-    text = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
     title, text = split_front_matter(text)
     lines = text.split("\n")
     tokens = markdown_tokens(text)
@@ -347,7 +313,7 @@ _JSX_SELF_CLOSING = re.compile(r"<[A-Z][\w.-]*(?:\s[^<>]*)?/>")
 def _drop_jsx(lines: list[str]) -> list[str]:
     """Drop lines that hold only tags (JSX or HTML), unwrap text held by capitalised JSX tags."""
     text = "\n".join(lines)
-    starts = _line_starts(text)
+    starts = line_starts(text)
     kept: list[str] = []
     i = 0
     while i < len(lines):
@@ -363,7 +329,7 @@ def _drop_jsx(lines: list[str]) -> list[str]:
             kept.append(_strip_trailing_jsx(line))
             i += 1
             continue
-        last = _line_of(starts, end - 1 if end > pos else pos)
+        last = line_of(starts, end - 1 if end > pos else pos)
         rest = text[end:starts[last] + len(lines[last])]
         if rest.strip() and jsx:
             indent = line[: len(line) - len(stripped)]
@@ -400,23 +366,6 @@ def _unwrap_jsx(text: str) -> str:
     text = _JSX_SELF_CLOSING.sub("", text)
     match = _TRAILING_JSX_CLOSE.search(text)
     return text[: match.start()] if match and text[: match.start()].strip() else text
-
-
-def _line_starts(text: str) -> list[int]:
-    starts = [0]
-    starts.extend(m.end() for m in re.finditer("\n", text))
-    return starts
-
-
-def _line_of(starts: list[int], pos: int) -> int:
-    lo, hi = 0, len(starts) - 1
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if starts[mid] <= pos:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
 
 
 def _scan_tags(text: str, pos: int) -> tuple[int, bool, bool]:

@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import httpx
 import numpy as np
@@ -20,9 +20,9 @@ import numpy as np
 from deadzone_build.sources import fetch
 from deadzone_build.pipeline.artifact import artifact_is_current, write_artifact
 from deadzone_build.pipeline.chunk import Chunk, chunk_markdown, embedding_text
-from deadzone_build.registry.keys import key_inputs, slot_key
+from deadzone_build.registry.keys import SlotKey, keyed
 from deadzone_build.embed.model_files import MAX_SEQ_LENGTH
-from deadzone_build.embed.pin import pin_dict, pin_id
+from deadzone_build.embed.pin import pin_id
 from deadzone_build.registry.load import Slot
 from deadzone_build.embed.vector_cache import VectorCache, embed_cached
 from deadzone_build.sources import ProgressFn, SourceContext, SourceResult, source_for
@@ -81,11 +81,15 @@ def library_text(slot: Slot) -> str:
 
 def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: httpx.Client | None = None,
                 fetch_settings: fetch.FetchSettings | None = None, embedder: Embeds | None = None,
-                progress: ProgressFn | None = None, force: bool = False) -> ScrapeOutcome:
-    """Build `artifacts_dir/<slug>/` for `slot` unless a verified artifact with its key is there."""
-    key = slot_key(slot)
+                progress: ProgressFn | None = None, force: bool = False,
+                key: SlotKey | None = None) -> ScrapeOutcome:
+    """Build `artifacts_dir/<slug>/` for `slot` unless a verified artifact with its key is there.
+
+    `key`: the slot's SlotKey when the caller already has it (the doit task computed it for its
+    up-to-date check); computed here otherwise."""
+    key = key or keyed(slot)
     target = Path(artifacts_dir) / slot.slug
-    if not force and artifact_is_current(target, key):
+    if not force and artifact_is_current(target, key.key):
         return ScrapeOutcome(slot, "up-to-date", target)
     collect = source_for(slot)
     settings = fetch_settings or fetch.FetchSettings()
@@ -120,8 +124,8 @@ def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: htt
     outcome.truncated = sum(1 for c in chunks if c.tokens > MAX_SEQ_LENGTH)
     counts = {"urls": len(reports), "docs_ok": outcome.docs_ok, "docs_dropped": outcome.docs_dropped,
               "chunks": len(chunks), "tokens": sum(c.tokens for c in chunks), "truncated": outcome.truncated}
-    write_artifact(Path(artifacts_dir), slot, key=key, key_inputs=key_inputs(slot, pin_dict()), pin_id=pin_id(),
-                   chunks=[_chunk_record(c) for c in chunks], vectors=vectors, library_vector=library_vector,
+    write_artifact(Path(artifacts_dir), slot, key=key.key, key_inputs=key.inputs, pin_id=key.pin_id,
+                   chunks=[c.record() for c in chunks], vectors=vectors, library_vector=library_vector,
                    url_reports=reports, counts=counts)
     outcome.seconds["write"] = time.perf_counter() - started
     return outcome
@@ -139,7 +143,3 @@ def _chunk_documents(source: SourceResult) -> tuple[list[Chunk], list[dict[str, 
                for report in source.reports]
     return [dataclasses.replace(c, ordinal=i) for i, c in enumerate(chunks)], reports
 
-
-def _chunk_record(chunk: Chunk) -> dict[str, Any]:
-    return {"url": chunk.url, "heading_path": list(chunk.heading_path), "ordinal": chunk.ordinal,
-            "text": chunk.text, "tokens": chunk.tokens}

@@ -37,6 +37,7 @@ from deadzone_build.errors import DatabaseError, ReleaseAssetMissing, ReleaseErr
 from deadzone_build.publish.github import GitHubClient, resolve_api_url, resolve_repo, resolve_token
 from deadzone_build.registry.keys import registry_digest
 from deadzone_build.registry.load import load_registry
+from deadzone_build.settings import manifest_path
 
 ASSET_DB = "deadzone.db"
 ASSET_SHA256 = "deadzone.db.sha256"
@@ -227,7 +228,7 @@ def _missing_slots(db: Path, meta: Mapping[str, str]) -> list[str]:
 
 
 def _check_manifest(db: Path) -> Path:
-    path = db.with_name(ASSET_MANIFEST)
+    path = manifest_path(db)  # published as ASSET_MANIFEST whatever the local name
     try:
         json.loads(path.read_bytes())
     except FileNotFoundError:

@@ -9,13 +9,14 @@ artifact's meta so `explain` can say which input changed.
 from __future__ import annotations
 
 import functools
-
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import blake3
 
-from deadzone_build.embed.pin import canonical_json, pin_dict
+from deadzone_build.embed.pin import canonical_json, pin_dict, pin_id, pin_id_of
 from deadzone_build.registry.load import Slot
+from deadzone_build.sources.godoc import pins as godoc_pins
 
 # Bump whenever fetch/clean/chunk/artifact output changes for the same inputs.
 # tests/test_pipeline_golden.py fails when the output changes and this did not.
@@ -50,7 +51,9 @@ def source_key_inputs(slot: Slot) -> dict[str, Any]:
 
 
 # kind -> function(slot) -> dict of the inputs that shape that kind's documents
-_SOURCE_KEY_INPUTS: dict[str, Callable[[Slot], dict[str, Any]]] = {}
+_SOURCE_KEY_INPUTS: dict[str, Callable[[Slot], dict[str, Any]]] = {
+    "godoc": lambda slot: godoc_pins.key_inputs(),  # tree-sitter(-go) pins + the godoc format
+}
 
 
 def key_from_inputs(slug: str, inputs: dict[str, Any]) -> str:
@@ -70,6 +73,22 @@ def _current_key(slot: Slot) -> str:
     # A run asks for each slot's key several times (doit's scrape and consolidate checks, plan,
     # the manifest); under the current pin it is a pure function of the (frozen) Slot.
     return key_from_inputs(slot.slug, key_inputs(slot, None))
+
+
+@dataclass(frozen=True)
+class SlotKey:
+    """A slot's key with what it was computed from, computed once per slot (`keyed`) and carried
+    from the doit task through scrape to the artifact's meta.json."""
+
+    key: str
+    inputs: dict[str, Any]  # key_inputs(slot, pin)
+    pin_id: str  # the id of inputs["embedder"]
+
+
+def keyed(slot: Slot, pin: dict[str, Any] | None = None) -> SlotKey:
+    """`slot`'s SlotKey under `pin` (default: the current embedder pin)."""
+    inputs = key_inputs(slot, pin)
+    return SlotKey(key_from_inputs(slot.slug, inputs), inputs, pin_id() if pin is None else pin_id_of(pin))
 
 
 def changed_inputs(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

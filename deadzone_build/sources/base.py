@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 import httpx
 
 from deadzone_build.errors import ScrapeError
 from deadzone_build.registry.load import Slot
-from deadzone_build.sources.fetch import FetchSettings
+from deadzone_build.sources.fetch import FetchResult, FetchSettings, fetch_all
 
 # (stage, done, total): stage is "fetch" (URLs) or "embed" (chunks)
 ProgressFn = Callable[[str, int, int], None]
@@ -40,15 +41,28 @@ class SourceContext:
     settings: FetchSettings
     progress: ProgressFn = field(default=lambda stage, done, total: None)
 
+    def fetch_all(self, urls: Sequence[str]) -> list[FetchResult]:
+        """`fetch.fetch_all` through this context's client and settings, reporting "fetch" progress."""
+        done = 0
+        lock = threading.Lock()
+
+        def on_result(_: FetchResult) -> None:
+            nonlocal done
+            with lock:
+                done += 1
+                self.progress("fetch", done, len(urls))
+
+        return fetch_all(list(urls), self.client, self.settings, on_result=on_result)
+
 
 class Source(Protocol):
     def __call__(self, slot: Slot, context: SourceContext) -> SourceResult: ...
 
 
 def _registry() -> dict[str, Source]:
-    from deadzone_build.sources import github_docs
+    from deadzone_build.sources import github_docs, godoc
 
-    return {"github-md": github_docs.collect, "github-rst": github_docs.collect}
+    return {"github-md": github_docs.collect, "github-rst": github_docs.collect, "godoc": godoc.collect}
 
 
 def supported_kinds() -> tuple[str, ...]:

@@ -7,7 +7,8 @@
 
 Retried with exponential backoff: timeouts, connection errors, truncated bodies, 429 and 5xx
 (and a 403 that carries Retry-After or an exhausted rate limit). `Retry-After` (seconds or an
-HTTP date) replaces the backoff, capped by `max_retry_after`.
+HTTP date) replaces the backoff, and so does an exhausted GitHub rate limit's `x-ratelimit-reset`,
+both capped by `max_retry_after` (the shared rules are in deadzone_build/retry.py).
 Dropped at once: 404/410, other 4xx, a body over `max_bytes`, a binary or non-UTF-8 body.
 
 `DEADZONE_URL_REWRITE` and the GitHub token are applied only on the wire copy of each request,
@@ -19,15 +20,12 @@ URL keeps its token when it is rewritten (that is how the local test server sees
 from __future__ import annotations
 
 import atexit
-import email.utils
 import hashlib
-import math
 import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from http import HTTPStatus
 from typing import Callable, Sequence
 from urllib.parse import urlsplit
@@ -36,9 +34,10 @@ import httpx
 
 from deadzone_build import __version__
 from deadzone_build.errors import FetchError
+from deadzone_build.retry import backoff, is_rate_limited, server_wait
+from deadzone_build.settings import github_token
 
 REWRITE_ENV = "DEADZONE_URL_REWRITE"
-TOKEN_ENVS = ("GITHUB_TOKEN", "GH_TOKEN")
 REWRITE_FORM = ("PREFIX=REPLACEMENT, several separated by ';', "
                 "e.g. https://raw.githubusercontent.com/=http://127.0.0.1:8000/")
 # A slot fails when more than this fraction of its URLs were dropped (or all of them).
@@ -89,6 +88,7 @@ class FetchResult:
     reason: str | None = None
     attempts: int = 0
     content_type: str | None = None  # the response's media type, lowercased, without parameters
+    content: bytes | None = None  # the raw body, only for `binary=True` fetches (text stays None)
 
     def report(self) -> dict[str, object]:
         """The per-URL entry of meta.json: no text, no timings, no attempt count (all vary)."""
@@ -125,15 +125,6 @@ def _url_problem(side: str, url: str) -> str | None:
 def rewrite_from_env() -> list[tuple[str, str]]:
     """The pairs of $DEADZONE_URL_REWRITE (none when unset)."""
     return parse_rewrite(os.environ.get(REWRITE_ENV, ""))
-
-
-def token_from_env() -> str | None:
-    """$GITHUB_TOKEN, else $GH_TOKEN, else None."""
-    for name in TOKEN_ENVS:
-        token = os.environ.get(name, "").strip()
-        if token:
-            return token
-    return None
 
 
 def rewrite_url(url: str, rewrite: Sequence[tuple[str, str]]) -> str:
@@ -193,7 +184,7 @@ def make_client(settings: FetchSettings, *, rewrite: list[tuple[str, str]] | Non
     a proxy mount would bypass the rewriting transport.
     """
     rewrite = rewrite_from_env() if rewrite is None else rewrite
-    token = token_from_env() if token is None else (token or None)
+    token = github_token() if token is None else (token or None)
     # No connection cap: fetch_all's thread pool bounds concurrency, and a cap here would only
     # add pool waits when several slots share one client.
     inner = httpx.HTTPTransport(limits=httpx.Limits(max_connections=None,
@@ -215,7 +206,7 @@ def shared_client(settings: FetchSettings) -> httpx.Client:
     slot's whole fetch), so the slots of a run share one; its pool keeps connections per host
     alive between slots. Closed at interpreter exit; callers must not close it.
     """
-    rewrite, token = tuple(rewrite_from_env()), token_from_env() or ""
+    rewrite, token = tuple(rewrite_from_env()), github_token() or ""
     key = (settings, rewrite, hashlib.sha256(token.encode()).hexdigest())  # the token itself is never kept as a key
     with _shared_lock:
         client = _shared_clients.get(key)
@@ -276,11 +267,14 @@ def fetch_all(urls: Sequence[str], client: httpx.Client, settings: FetchSettings
 
 
 def fetch_one(url: str, client: httpx.Client, settings: FetchSettings,
-              sleep: Callable[[float], None] = time.sleep) -> FetchResult:
-    """One URL with retries; never raises for an HTTP or network failure."""
+              sleep: Callable[[float], None] = time.sleep, *, binary: bool = False) -> FetchResult:
+    """One URL with retries; never raises for an HTTP or network failure.
+
+    `binary=True` keeps the raw body in `content` (no text checks): for archives such as a Go
+    module zip. Everything else (retries, caps, rewrite, token) is the same."""
     attempts = settings.retries + 1
     for attempt in range(1, attempts + 1):
-        outcome = _attempt(url, client, settings)
+        outcome = _attempt(url, client, settings, binary)
         if isinstance(outcome, FetchResult):
             outcome.attempts = attempt
             return outcome
@@ -293,30 +287,13 @@ def fetch_one(url: str, client: httpx.Client, settings: FetchSettings,
 def _retry_wait(retry: _Retry, attempt: int, settings: FetchSettings) -> float:
     if retry.retry_after is not None:
         return min(retry.retry_after, settings.max_retry_after)
-    return min(settings.backoff_base * 2 ** (attempt - 1), settings.max_retry_after)
+    return backoff(attempt, settings.backoff_base, settings.max_retry_after)
 
 
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delay-seconds or HTTP date); None if absent or unreadable."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def _attempt(url: str, client: httpx.Client, settings: FetchSettings) -> FetchResult | _Retry:
+def _attempt(url: str, client: httpx.Client, settings: FetchSettings, binary: bool = False) -> FetchResult | _Retry:
     try:
         with client.stream("GET", url) as response:
-            return _read_response(url, response, settings)
+            return _read_response(url, response, settings, binary)
     except httpx.TimeoutException as exc:
         return _Retry(_timeout_reason(exc, settings))
     except httpx.RemoteProtocolError as exc:
@@ -336,13 +313,21 @@ def _timeout_reason(exc: httpx.TimeoutException, settings: FetchSettings) -> str
     return f"timed out waiting for data (read timeout {settings.read_timeout:g} s)"
 
 
-def _read_response(url: str, response: httpx.Response, settings: FetchSettings) -> FetchResult | _Retry:
+def _read_response(url: str, response: httpx.Response, settings: FetchSettings,
+                   binary: bool = False) -> FetchResult | _Retry:
     status = response.status_code
     label = _status_label(status)
     if status in _GONE:
         return _dropped(url, status, f"{label}: the document is not at this URL; fix or remove it in the registry.")
-    if status == 429 or status >= 500 or (status == 403 and _rate_limited(response)):
-        return _Retry(label, status, parse_retry_after(response.headers.get("Retry-After")))
+    limited = is_rate_limited(status, response.headers)
+    # GitHub's primary limit names its reset instead of sending Retry-After (retry.server_wait)
+    reset = server_wait(response.headers) if limited and "Retry-After" not in response.headers else None
+    if reset is not None and reset > settings.max_retry_after:
+        return _dropped(url, status, f"{label}: the API rate limit is exhausted and resets in {reset:.0f} s "
+                                     f"(longer than max_retry_after {settings.max_retry_after:g} s); "
+                                     "set GITHUB_TOKEN for a higher limit or retry after the reset.")
+    if status >= 500 or limited:
+        return _Retry(label, status, server_wait(response.headers))
     if status in (401, 403):
         return _dropped(url, status, f"{label}: set GITHUB_TOKEN if the repository is private.")
     if not 200 <= status < 300:
@@ -353,7 +338,11 @@ def _read_response(url: str, response: httpx.Response, settings: FetchSettings) 
     body = _read_capped(response, settings.max_bytes)
     if body is None:
         return _too_large(url, status, settings)
-    result = _decode(url, status, body)
+    if binary:
+        result = FetchResult(url, ok=True, http_status=status, bytes=len(body),
+                             sha256=hashlib.sha256(body).hexdigest(), content=body)
+    else:
+        result = _decode(url, status, body)
     media = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
     result.content_type = media or None
     return result
@@ -364,11 +353,6 @@ def _status_label(status: int) -> str:
         return f"HTTP {status} {HTTPStatus(status).phrase}"
     except ValueError:
         return f"HTTP {status}"
-
-
-def _rate_limited(response: httpx.Response) -> bool:
-    """GitHub answers 403 (not only 429) when a rate limit is hit."""
-    return "Retry-After" in response.headers or response.headers.get("X-RateLimit-Remaining") == "0"
 
 
 def _read_capped(response: httpx.Response, max_bytes: int) -> bytes | None:
@@ -437,7 +421,3 @@ def slot_failure(results: Sequence[FetchResult], max_drop_fraction: float = MAX_
     return (f"{len(dropped)} of {len(results)} URLs could not be fetched ({how}): {listed}{more}. "
             "Fix or remove those URLs in the registry, or retry later if the errors were transient.")
 
-
-def fetch_failed(results: Sequence[FetchResult], max_drop_fraction: float = MAX_DROP_FRACTION) -> bool:
-    """True when `slot_failure` has a reason to fail the slot."""
-    return slot_failure(results, max_drop_fraction) is not None
