@@ -56,7 +56,6 @@ from deadzone_build.registry.keys import key_inputs, slot_key  # noqa: E402
 from deadzone_build.registry.load import load_registry, parse_registry  # noqa: E402
 
 REAL_REGISTRY = REPO / "tests" / "fixtures" / "deadzone-libraries_sources.yaml"
-RAW = "https://raw.githubusercontent.com/"
 FIGURES = ("doit list --all", "no-op doit", "list --json", "plan --json", "edited entry", "scrape one slot",
            "consolidate")
 
@@ -376,7 +375,7 @@ def main() -> None:
         if not (cache / "embedder").exists():
             (cache / "embedder").symlink_to((args.cache / "embedder").resolve(), target_is_directory=True)
         env = {**os.environ, "PYTHONPATH": str(REPO), "DEADZONE_CACHE": str(cache),
-               "DEADZONE_URL_REWRITE": f"{RAW}={base_url}"}
+               "DEADZONE_URL_REWRITE": f"https://={base_url}"}  # every docs host: raw GitHub and the others
         env.pop("GITHUB_TOKEN", None)
         env.pop("GH_TOKEN", None)
         master_registry = root / "master.yaml"
