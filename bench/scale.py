@@ -44,6 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -374,12 +375,13 @@ def main() -> None:
         cache.mkdir(exist_ok=True)
         if not (cache / "embedder").exists():
             (cache / "embedder").symlink_to((args.cache / "embedder").resolve(), target_is_directory=True)
-        env = {**os.environ, "PYTHONPATH": str(REPO), "DEADZONE_CACHE": str(cache),
-               "DEADZONE_URL_REWRITE": f"https://={base_url}"}  # every docs host: raw GitHub and the others
-        env.pop("GITHUB_TOKEN", None)
-        env.pop("GH_TOKEN", None)
         master_registry = root / "master.yaml"
         write_registry(master_registry, registry_entries(max(sizes)))
+        hosts = sorted({urlsplit(u).netloc for s in load_registry(master_registry) for u in s.urls})
+        rewrite = ";".join(f"https://{host}/={base_url}{host}/" for host in hosts)  # every docs host
+        env = {**os.environ, "PYTHONPATH": str(REPO), "DEADZONE_CACHE": str(cache), "DEADZONE_URL_REWRITE": rewrite}
+        env.pop("GITHUB_TOKEN", None)
+        env.pop("GH_TOKEN", None)
         master = root / "master-artifacts"
         seconds = write_tiny_artifacts(master, master_registry)
         print(f"wrote {max(sizes):,} tiny artifacts with the real writer in {seconds:.1f} s ({root})", flush=True)
