@@ -19,9 +19,10 @@ consolidated from them, then times in fresh processes (median of `--rounds`):
 Each figure is printed with its ratio to `doit list --all` of the same size and its growth factor
 from the previous size. The docs of the edited slot come from a local HTTP server (every path
 answers a small markdown page); the model is the real one (`--cache` holds cache/embedder/<pin>/,
-default $DEADZONE_CACHE or ./cache; it is linked, never written). At the first size it also
-scrapes 200 tiny slots in one process twice, with a new HTTP client per slot (before issue 19)
-and with the process's shared client, and prints the ratio.
+default $DEADZONE_CACHE or ./cache; it is linked, never written). Last (skip with --no-scrape,
+or run alone with --scrape-only) it scrapes 200 small slots (github kinds, <= 3 URLs) in one
+process, with a new HTTP client per slot (before issue 19) and with the process's shared client,
+alternating, and prints the ratio of the medians.
 
 The work dir defaults to /dev/shm (tmpfs: fsync is free there, so generating 20,000 artifacts
 measures the writer, not the disk); pass --work to use a disk.
