@@ -8,7 +8,7 @@ written to a temp file, checked with `PRAGMA integrity_check` and renamed; the `
 `manifest.json` (the record `read.db_is_current` trusts) follow, each atomic.
 
 There is no incremental mode (`--base OLD.db` was removed, issue 19): the one-pass FTS rebuild,
-the integrity check and the sha256 depend on every row and are ~90% of a consolidate
+the integrity check and the sha256 depend on every row and are ~75% of a consolidate
 (`bench/consolidate.py` prints the share), so reusing an older db's rows, even copied inside
 SQLite without re-serialising, measured no faster than reading every artifact again.
 """
