@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "explain",
     "embed",
     "pin",
+    "model-files",
     "consolidate",
     "search",
     "libs",
@@ -29,6 +30,9 @@ COMMAND_MODULES = (
     "fetch-release",
     "plan",
     "summary",
+    "serve",
+    "lock",
+    "outdated",
 )
 
 

@@ -20,6 +20,7 @@ from deadzone_build.db.read import DbIsCurrent
 from deadzone_build.errors import DeadzoneError
 from deadzone_build.registry.keys import SlotKey, keyed
 from deadzone_build.registry.load import Slot, load_registry, select_slots
+from deadzone_build.registry.lock import lock_path_for
 
 DOIT_CONFIG: dict[str, Any] = {
     "backend": "sqlite3",  # dbm differs between Python builds and breaks with two processes
@@ -124,13 +125,14 @@ def embedder_task(ctx: BuildContext) -> dict[str, Any]:
 # ── scrape ───────────────────────────────────────────────────────────────────
 
 
-def _scrape(slot: Slot, key: SlotKey, artifacts: Path, cache: Path) -> bool:
+def _scrape(slot: Slot, key: SlotKey, artifacts: Path, cache: Path, lock_path: Path) -> bool:
     from deadzone_build.progress import SlotProgress
     from deadzone_build.pipeline.scrape import scrape_slot
 
     progress = SlotProgress(slot.label)
     try:
-        outcome = scrape_slot(slot, artifacts_dir=artifacts, cache_dir=cache, progress=progress, key=key)
+        outcome = scrape_slot(slot, artifacts_dir=artifacts, cache_dir=cache, progress=progress, key=key,
+                              lock_path=lock_path)
     except DeadzoneError as exc:
         return _report_failure(exc)
     finally:
@@ -150,7 +152,7 @@ def scrape_tasks(ctx: BuildContext) -> Iterator[dict[str, Any]]:
             basename="scrape",
             name=slot.slug,
             doc=f"fetch, chunk and embed {slot.label} into {ctx.artifacts / slot.slug}",
-            actions=[(_scrape, (slot, key, ctx.artifacts, ctx.cache))],
+            actions=[(_scrape, (slot, key, ctx.artifacts, ctx.cache, lock_path_for(ctx.registry)))],
             uptodate=[ArtifactIsCurrent(ctx.artifacts / slot.slug, key.key)],
             setup=["embedder"],
         )
@@ -164,8 +166,11 @@ def _consolidate(ctx: BuildContext, max_missing: int) -> bool:
     from deadzone_build.registry.keys import registry_digest
 
     try:
-        result = consolidate(slots=ctx.slots, artifacts_dir=ctx.artifacts, db_path=ctx.db,
-                             registry_digest=registry_digest(ctx.all_slots), lib_filter=ctx.lib or "",
+        # Read again: scrapes of this run may have locked slots on first use, which changes their keys.
+        all_slots = load_registry(ctx.registry)
+        slots = select_slots(all_slots, ctx.lib)
+        result = consolidate(slots=slots, artifacts_dir=ctx.artifacts, db_path=ctx.db,
+                             registry_digest=registry_digest(all_slots), lib_filter=ctx.lib or "",
                              max_missing=max_missing, log=say)
     except DeadzoneError as exc:
         return _report_failure(exc)

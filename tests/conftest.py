@@ -23,7 +23,9 @@ def _no_ambient_config(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see the developer's registry, token or rewrite settings."""
     for name in ("DEADZONE_REGISTRY", "DEADZONE_ARTIFACTS", "DEADZONE_CACHE", "DEADZONE_DB",
                  "DEADZONE_URL_REWRITE", "GITHUB_TOKEN", "GH_TOKEN", "GITHUB_REPOSITORY",
-                 "GITHUB_API_URL", "SOURCE_DATE_EPOCH", "DEADZONE_GOPROXY", "DEADZONE_SUMDB"):
+                 "GITHUB_API_URL", "SOURCE_DATE_EPOCH", "DEADZONE_GOPROXY", "DEADZONE_SUMDB",
+                 "DEADZONE_AGENT_ENDPOINT", "DEADZONE_AGENT_ENDPOINT_MODEL", "DEADZONE_AGENT_ENDPOINT_API_KEY",
+                 "DEADZONE_AGENT_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -33,4 +35,8 @@ from fx_docserver import *  # noqa
 from fx_release import *  # noqa
 from fx_fakegithub import *  # noqa
 from fx_model import *  # noqa
+from fx_pypi import *  # noqa
+from fx_upstream import *  # noqa
 from fx_godoc import *  # noqa
+from fx_llm import *  # noqa
+from fx_htmlsite import *  # noqa

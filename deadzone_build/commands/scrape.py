@@ -22,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from deadzone_build.progress import SlotProgress
+    from deadzone_build.registry.lock import lock_path_for
     from deadzone_build.pipeline.scrape import scrape_slot  # heavy (httpx, onnxruntime): only when scraping
 
     if args.lib is None:
@@ -33,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     for slot in slots:
         progress = SlotProgress(slot.label)
         try:
-            outcome = scrape_slot(slot, artifacts_dir=artifacts, cache_dir=cache, progress=progress, force=args.force)
+            outcome = scrape_slot(slot, artifacts_dir=artifacts, cache_dir=cache, progress=progress, force=args.force,
+                                  lock_path=lock_path_for(settings.registry_path(args.registry)))
         except (ScrapeError, ArtifactError) as exc:  # this slot only: the other versions still get built
             failed.append(slot.label)
             message = str(exc) if str(exc).startswith(slot.label) else f"{slot.label}: {exc}"

@@ -29,7 +29,7 @@ from deadzone_build.db.schema import manifest_path, sha256_path
 from deadzone_build.pipeline.artifact import DIMENSION, META_FILE, Artifact, read_artifact
 from deadzone_build.atomic import fsync_dir, write_atomic
 from deadzone_build.errors import ArtifactError, ConsolidateError
-from deadzone_build.registry.keys import PIPELINE_VERSION, slot_key
+from deadzone_build.registry.keys import PIPELINE_VERSION, lock_digest, slot_key
 from deadzone_build.embed.pin import canonical_json, pin_dict, pin_id
 from deadzone_build.registry.load import Slot
 
@@ -90,7 +90,7 @@ def consolidate(*, slots: list[Slot], artifacts_dir: Path, db_path: Path, regist
         try:
             records, missing = _fill(writer, ordered, artifacts_dir, log)
             _check_enough(records, missing, max_missing, len(slots))
-            writer.finish(_meta_rows(registry_digest, lib_filter, len(slots), missing, built_at))
+            writer.finish(_meta_rows(registry_digest, lib_filter, len(slots), missing, built_at, lock_digest(slots)))
         finally:
             writer.close()
         digest = S.sha256_file(tmp, fsync=True)
@@ -162,7 +162,7 @@ def _dropped(meta: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _meta_rows(registry_digest: str, lib_filter: str, total: int, missing: list[MissingSlot],
-               built_at: str) -> dict[str, str]:
+               built_at: str, lock_digest: str) -> dict[str, str]:
     return {
         S.META_SCHEMA_VERSION: S.SCHEMA_VERSION,
         S.META_PIN: canonical_json(pin_dict()),
@@ -174,6 +174,7 @@ def _meta_rows(registry_digest: str, lib_filter: str, total: int, missing: list[
         S.META_SLOTS_TOTAL: str(total),
         S.META_SLOTS_MISSING: canonical_json(sorted(m.slug for m in missing)),
         S.META_BUILT_AT: built_at,
+        S.META_LOCK_DIGEST: lock_digest,
     }
 
 
@@ -190,11 +191,13 @@ def _manifest(db_path: Path, digest: str, slots: list[Slot], records: dict[str, 
             "reason": gone.reason if gone else "",
             "counts": record["counts"] if record else {},
             "dropped": record["dropped"] if record else [],
+            "lock": json.loads(slot.lock) if slot.lock else None,
         })
     return {
         "format": MANIFEST_FORMAT, "db": db_path.name, "sha256": digest, "bytes": db_path.stat().st_size,
         "schema_version": S.SCHEMA_VERSION, "embedder_pin_id": pin_id(), "pipeline_version": PIPELINE_VERSION,
         "registry_digest": registry_digest, "lib_filter": lib_filter, "built_at": built_at,
+        "lock_digest": lock_digest(slots),
         "libraries": len(records), "chunks": sum(r["counts"].get("chunks", 0) for r in records.values()),
         "slots": entries,
     }

@@ -31,6 +31,7 @@ META_LIB_FILTER = "lib_filter"  # "" when built from the whole registry, else th
 META_SLOTS_TOTAL = "slots_total"  # slots of the (filtered) registry
 META_SLOTS_MISSING = "slots_missing"  # JSON list of slugs without a current artifact
 META_BUILT_AT = "built_at"  # SOURCE_DATE_EPOCH when set, else ""
+META_LOCK_DIGEST = "lock_digest"  # keys.lock_digest() of the slots built: what their sources resolved to
 
 
 def read_meta(db: sqlite3.Connection | str | Path) -> dict[str, str]:

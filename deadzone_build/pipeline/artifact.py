@@ -38,11 +38,10 @@ import orjson
 from deadzone_build.atomic import fsync_dir, write_synced
 from deadzone_build.errors import ArtifactError
 from deadzone_build.registry.keys import PIPELINE_VERSION, key_from_inputs
-from deadzone_build.embed.pin import canonical_json, pin_id_of
+from deadzone_build.embed.pin import DIMENSION, canonical_json, pin_id_of
 from deadzone_build.registry.load import Slot
 
 FORMAT = 1
-DIMENSION = 384
 CHUNKS_FILE = "chunks.jsonl"
 VECTORS_FILE = "vectors.f32"
 LIBRARY_FILE = "library.f32"

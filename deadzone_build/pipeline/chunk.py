@@ -39,6 +39,7 @@ from typing import Any, Callable, Sequence
 from markdown_it import MarkdownIt
 
 from deadzone_build.embed import model_files
+from deadzone_build.embed.pin import MAX_SEQ_LENGTH
 from deadzone_build.pipeline.markdown import code_line_ranges, line_starts, markdown_tokens
 
 CountTokens = Callable[[list[str]], list[int]]
@@ -176,7 +177,7 @@ def heading_title(source: str, env: dict | None = None) -> str:
 # --------------------------------------------------------------------------- chunking
 
 
-def chunk_markdown(markdown: str, url: str, *, max_tokens: int = model_files.MAX_SEQ_LENGTH,
+def chunk_markdown(markdown: str, url: str, *, max_tokens: int = MAX_SEQ_LENGTH,
                    count_tokens: CountTokens = model_files.count_tokens,
                    min_tokens: int = 48) -> list[Chunk]:
     """The chunks of one document, in order, ordinals 0..n-1 (the caller renumbers per slot).
@@ -235,14 +236,15 @@ class _OffsetCounter(_Counter):
     Only cuts inside a word (CHARACTERS) break that: those pieces and chunks are counted.
     """
 
-    def __init__(self, count_tokens: CountTokens, sections: list[_Section], path_costs: list[int | None]) -> None:
+    def __init__(self, count_tokens: model_files.TokenCounter, sections: list[_Section],
+                 path_costs: list[int | None]) -> None:
         super().__init__(count_tokens, sections, path_costs)
+        self.tokenizer = count_tokens.tokenizer
         self.encodings: list = []
         self.starts: dict[int, list[int]] = {}
 
     def whole(self) -> list[int]:
-        tokenizer = model_files.load_tokenizer(truncate=False)
-        self.encodings = tokenizer.encode_batch([s.text for s in self.sections], add_special_tokens=False)
+        self.encodings = self.tokenizer.encode_batch([s.text for s in self.sections], add_special_tokens=False)
         return [o + len(e) for o, e in zip(self.overhead, self.encodings)]
 
     def pieces(self, spans: list[tuple[int, int, int, int]]) -> list[int]:
@@ -278,7 +280,7 @@ class _Planner:
             _Section(fitted[s.path][0], s.text, s.block_starts, s.line_cuts, s.line_kinds)
             if s.path else s for s in sections
         ]
-        fast = count_tokens is model_files.count_tokens
+        fast = isinstance(count_tokens, model_files.TokenCounter)  # the model's own tokenizer: offsets add up
         path_costs = [fitted[s.path][1] if s.path else None for s in sections]
         self.counter = (_OffsetCounter if fast else _Counter)(count_tokens, self.sections, path_costs)
         self.overhead = self.counter.overhead

@@ -20,10 +20,14 @@ class Explanation:
     path: Path
     current: bool
     reasons: list[str] = field(default_factory=list)
+    route: str | None = None  # kinds with a route (scrape-via-agent): the one that built the artifact
 
     def as_dict(self) -> dict[str, Any]:
-        return {"lib_id": self.slot.lib_id, "version": self.slot.version, "slug": self.slot.slug,
-                "key": self.key, "path": str(self.path), "current": self.current, "reasons": self.reasons}
+        out = {"lib_id": self.slot.lib_id, "version": self.slot.version, "slug": self.slot.slug,
+               "key": self.key, "path": str(self.path), "current": self.current, "reasons": self.reasons}
+        if self.route is not None:
+            out["route"] = self.route
+        return out
 
 
 def explain_slot(slot: Slot, artifacts_dir: Path) -> Explanation:
@@ -39,13 +43,28 @@ def explain_slot(slot: Slot, artifacts_dir: Path) -> Explanation:
         if old is not None:
             result.reasons.extend(_describe(old, key_inputs(slot)))
         return result
+    result.route = route_of(meta.get("key_inputs"))
+    built_by = [f"built by {result.route}."] if result.route is not None else []
     if meta["key"] == key:
         result.current = True
         result.reasons.append(f"{path} holds a verified artifact with key {key}.")
+        result.reasons.extend(built_by)
         return result
     result.reasons.append(f"{path} holds key {meta['key']}, the registry now gives {key}.")
+    result.reasons.extend(built_by)
     result.reasons.extend(_describe(meta.get("key_inputs", {}), key_inputs(slot)))
     return result
+
+
+def route_of(inputs: dict[str, Any] | None) -> str | None:
+    """Which route built an artifact, from its stored key inputs (None for kinds without routes)."""
+    source = (inputs or {}).get("source") if isinstance(inputs, dict) else None
+    if not isinstance(source, dict) or "route" not in source:
+        return None
+    if source["route"] == "endpoint":
+        return f"route endpoint, model {source.get('model')}, prompt version {source.get('prompt_version')}"
+    pins = ", ".join(f"{name} {version}" for name, version in sorted((source.get("extractor") or {}).items()))
+    return f"route {source['route']} (extraction with {pins}, rules {source.get('extract_rules')})"
 
 
 def _stored_inputs(path: Path) -> dict[str, Any] | None:

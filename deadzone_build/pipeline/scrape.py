@@ -12,25 +12,22 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any
 
 import httpx
-import numpy as np
 
 from deadzone_build.sources import fetch
 from deadzone_build.pipeline.artifact import artifact_is_current, write_artifact
 from deadzone_build.pipeline.chunk import Chunk, chunk_markdown, embedding_text
 from deadzone_build.registry.keys import SlotKey, keyed
-from deadzone_build.embed.model_files import MAX_SEQ_LENGTH
-from deadzone_build.embed.pin import pin_id
+from deadzone_build.embed import model_files
+from deadzone_build.embed.pin import MAX_SEQ_LENGTH, pin_id
+from deadzone_build.embed.protocol import TextEmbedder
 from deadzone_build.registry.load import Slot
 from deadzone_build.embed.vector_cache import VectorCache, embed_cached
+from deadzone_build.freshness.verify import check_against_lock, lock_on_first_use
 from deadzone_build.sources import ProgressFn, SourceContext, SourceResult, source_for
 
-
-
-class Embeds(Protocol):
-    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 @dataclass
@@ -61,7 +58,7 @@ _embedders: dict[Path, Any] = {}
 _embedders_lock = threading.Lock()
 
 
-def shared_embedder(cache_dir: Path) -> Embeds:
+def shared_embedder(cache_dir: Path) -> TextEmbedder:
     """One Embedder per process and cache dir (an ONNX session is thread-safe and costly to load)."""
     from deadzone_build.embed.embedder import Embedder  # imported late: `list`, `explain` and doit no-ops need no model
 
@@ -80,13 +77,15 @@ def library_text(slot: Slot) -> str:
 
 
 def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: httpx.Client | None = None,
-                fetch_settings: fetch.FetchSettings | None = None, embedder: Embeds | None = None,
+                fetch_settings: fetch.FetchSettings | None = None, embedder: TextEmbedder | None = None,
                 progress: ProgressFn | None = None, force: bool = False,
-                key: SlotKey | None = None) -> ScrapeOutcome:
+                key: SlotKey | None = None, lock_path: Path | None = None) -> ScrapeOutcome:
     """Build `artifacts_dir/<slug>/` for `slot` unless a verified artifact with its key is there.
 
     `key`: the slot's SlotKey when the caller already has it (the doit task computed it for its
-    up-to-date check); computed here otherwise."""
+    up-to-date check); computed here otherwise. What is fetched must match the slot's lock entry
+    (freshness/verify.py); a slot without one is locked on first use into `lock_path` (None: no
+    lock file, the slot stays unlocked)."""
     key = key or keyed(slot)
     target = Path(artifacts_dir) / slot.slug
     if not force and artifact_is_current(target, key.key):
@@ -98,11 +97,19 @@ def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: htt
 
     started = time.perf_counter()
     client = client or fetch.shared_client(settings)  # one per process: no SSL context per slot
-    source = collect(slot, SourceContext(client, settings, tick))
+    source = collect(slot, SourceContext(client, settings, tick, cache_dir=Path(cache_dir)))
     outcome.seconds["fetch"] = time.perf_counter() - started
+    check_against_lock(slot, source.reports)
+    if not slot.lock and lock_path is not None:
+        slot = lock_on_first_use(slot, source.reports, lock_path)
+        check_against_lock(slot, source.reports)  # another process may have locked it first
+        key = keyed(slot)
+        outcome.slot = slot
+        if not force and artifact_is_current(target, key.key):
+            return ScrapeOutcome(slot, "up-to-date", target)
 
     started = time.perf_counter()
-    chunks, reports = _chunk_documents(source)
+    chunks, reports = _chunk_documents(source, model_files.TokenCounter(cache_dir))
     outcome.seconds["chunk"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -131,12 +138,17 @@ def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: htt
     return outcome
 
 
-def _chunk_documents(source: SourceResult) -> tuple[list[Chunk], list[dict[str, Any]]]:
-    """Chunks of every document, numbered across the slot, and the per-URL report with chunk counts."""
+def _chunk_documents(source: SourceResult, count_tokens: model_files.TokenCounter
+                     ) -> tuple[list[Chunk], list[dict[str, Any]]]:
+    """Chunks of every document, numbered across the slot, and the per-URL report with chunk counts.
+
+    `count_tokens` reads the embedder's own verified tokenizer.json (the cache's, or the installed
+    model package's), so every chunk fits the window the embedder cuts at."""
     chunks: list[Chunk] = []
     per_url: dict[str, int] = {}
     for document in source.documents:
-        doc_chunks = chunk_markdown(document.markdown, document.url, max_tokens=MAX_SEQ_LENGTH)
+        doc_chunks = chunk_markdown(document.markdown, document.url, max_tokens=MAX_SEQ_LENGTH,
+                                    count_tokens=count_tokens)
         per_url[document.source_url] = per_url.get(document.source_url, 0) + len(doc_chunks)
         chunks.extend(doc_chunks)
     reports = [{**report, "chunks": per_url.get(report["url"], 0) if report["status"] == "ok" else 0}

@@ -310,6 +310,15 @@ class GitHubClient:
                               f"points at the GitHub REST API.")
         return None if sha is None else sha.strip()
 
+    def commit_date(self, sha: str) -> str | None:
+        """The committer date (ISO 8601) of commit `sha`, or None when GitHub does not know it."""
+        commit = self._call("GET", f"{self._repo_url}/commits/{quote(sha, safe='')}", missing=(404, 422),
+                            permission="contents: read")
+        try:
+            return str(commit["commit"]["committer"]["date"])
+        except (TypeError, KeyError):
+            return None
+
     def tags(self) -> list[dict[str, Any]]:
         """Every tag ({"name", "commit": {"sha", "url"}, ...}), newest first as GitHub orders them."""
         return self._pages(f"{self._repo_url}/tags", permission="contents: read")

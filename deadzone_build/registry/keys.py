@@ -9,6 +9,7 @@ artifact's meta so `explain` can say which input changed.
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -37,6 +38,8 @@ def key_inputs(slot: Slot, pin: dict[str, Any] | None = None) -> dict[str, Any]:
         "embedder": pin if pin is not None else pin_dict(),
         "pipeline_version": PIPELINE_VERSION,
     }
+    if slot.lock:  # what the sources resolved to (registry/lock.py): an upstream change changes the key
+        inputs["lock"] = json.loads(slot.lock)
     extra = source_key_inputs(slot)
     if extra:  # only kinds whose output depends on more than the entry (parser pins, an LLM route)
         inputs["source"] = extra
@@ -50,9 +53,19 @@ def source_key_inputs(slot: Slot) -> dict[str, Any]:
     return extra(slot) if extra else {}
 
 
+def _agent_key_inputs(slot: Slot) -> dict[str, Any]:
+    # extractor pins + route (deterministic, or endpoint model + prompt version) from the environment:
+    # switching model rebuilds exactly the scrape-via-agent slots. Imported here, not at the top, so
+    # keying other kinds never imports the sources package.
+    from deadzone_build.sources.agent.route import slot_key_inputs
+
+    return slot_key_inputs(slot)
+
+
 # kind -> function(slot) -> dict of the inputs that shape that kind's documents
 _SOURCE_KEY_INPUTS: dict[str, Callable[[Slot], dict[str, Any]]] = {
     "godoc": lambda slot: godoc_pins.key_inputs(),  # tree-sitter(-go) pins + the godoc format
+    "scrape-via-agent": _agent_key_inputs,
 }
 
 
@@ -109,3 +122,8 @@ def registry_digest(slots: list[Slot], pin: dict[str, Any] | None = None) -> str
     """blake3 over every slot key in registry order: names the exact registry a db was built from."""
     keys = [slot_key(s, pin) for s in slots]
     return blake3.blake3(canonical_json(keys).encode()).hexdigest()
+
+
+def lock_digest(slots: list[Slot]) -> str:
+    """blake3 over the lock entries (content half) of `slots` by slug: what a db's sources resolved to."""
+    return blake3.blake3(canonical_json(sorted([s.slug, s.lock] for s in slots)).encode()).hexdigest()

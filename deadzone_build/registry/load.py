@@ -19,7 +19,7 @@ import yaml
 
 from deadzone_build.errors import RegistryError, SelectionError
 
-try:  # the C composer is ~4x faster on a large registry (NOTES.md)
+try:  # the C composer (libyaml) is ~4x faster than the pure-Python one on a large registry
     from yaml import CSafeLoader as _Loader
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
@@ -47,6 +47,7 @@ class Slot:
     description: str
     slug: str
     line: int = field(default=0, compare=False)  # where the entry starts, for messages
+    lock: str = ""  # canonical JSON of its lock entry's content half (registry/lock.py); "" when unlocked
 
     @property
     def label(self) -> str:
@@ -55,7 +56,7 @@ class Slot:
 
 
 def slug_for(lib_id: str, version: str) -> str:
-    """`/a/b` + `1.2` → `a_b_1.2` (DESIGN.md)."""
+    """`/a/b` + `1.2` → `a_b_1.2`: the slot's artifact directory and doit task name (unversioned: `a_b`)."""
     slug = lib_id.lstrip("/").replace("/", "_")
     return f"{slug}_{version}" if version else slug
 
@@ -83,7 +84,9 @@ class _Problems:
 
 
 def load_registry(path: str | Path) -> list[Slot]:
-    """Read, validate and resolve a registry into its slots, in registry then version order."""
+    """Read, validate and resolve a registry into its slots, in registry then version order.
+
+    Each slot carries its entry of the lock file beside the registry (`<name>.lock`), if any."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -94,7 +97,9 @@ def load_registry(path: str | Path) -> list[Slot]:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RegistryError(f"{path}: cannot read the registry ({exc}). Fix the file and retry.") from None
-    return parse_registry(text, path)
+    from deadzone_build.registry.lock import attach_locks, lock_path_for, read_lock
+
+    return attach_locks(parse_registry(text, path), read_lock(lock_path_for(path)))
 
 
 def parse_registry(text: str, path: str | Path = "<registry>") -> list[Slot]:

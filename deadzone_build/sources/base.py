@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
 import httpx
@@ -40,6 +41,7 @@ class SourceContext:
     client: httpx.Client
     settings: FetchSettings
     progress: ProgressFn = field(default=lambda stage, done, total: None)
+    cache_dir: Path | None = None  # for sources that cache (scrape-via-agent's answers); None: $DEADZONE_CACHE
 
     def fetch_all(self, urls: Sequence[str]) -> list[FetchResult]:
         """`fetch.fetch_all` through this context's client and settings, reporting "fetch" progress."""
@@ -60,9 +62,10 @@ class Source(Protocol):
 
 
 def _registry() -> dict[str, Source]:
-    from deadzone_build.sources import github_docs, godoc
+    from deadzone_build.sources import agent, github_docs, godoc
 
-    return {"github-md": github_docs.collect, "github-rst": github_docs.collect, "godoc": godoc.collect}
+    return {"github-md": github_docs.collect, "github-rst": github_docs.collect, "godoc": godoc.collect,
+            "scrape-via-agent": agent.collect}
 
 
 def supported_kinds() -> tuple[str, ...]:

@@ -88,6 +88,8 @@ class FetchResult:
     reason: str | None = None
     attempts: int = 0
     content_type: str | None = None  # the response's media type, lowercased, without parameters
+    etag: str | None = None  # validators, for conditional requests (deadzone-build lock)
+    last_modified: str | None = None
     content: bytes | None = None  # the raw body, only for `binary=True` fetches (text stays None)
 
     def report(self) -> dict[str, object]:
@@ -267,14 +269,16 @@ def fetch_all(urls: Sequence[str], client: httpx.Client, settings: FetchSettings
 
 
 def fetch_one(url: str, client: httpx.Client, settings: FetchSettings,
-              sleep: Callable[[float], None] = time.sleep, *, binary: bool = False) -> FetchResult:
+              sleep: Callable[[float], None] = time.sleep, *, binary: bool = False,
+              headers: dict[str, str] | None = None) -> FetchResult:
     """One URL with retries; never raises for an HTTP or network failure.
 
     `binary=True` keeps the raw body in `content` (no text checks): for archives such as a Go
-    module zip. Everything else (retries, caps, rewrite, token) is the same."""
+    module zip. Everything else (retries, caps, rewrite, token) is the same. `headers` are extra
+    request headers (e.g. If-None-Match); a 304 answer is an ok result with `http_status=304`."""
     attempts = settings.retries + 1
     for attempt in range(1, attempts + 1):
-        outcome = _attempt(url, client, settings, binary)
+        outcome = _attempt(url, client, settings, binary, headers)
         if isinstance(outcome, FetchResult):
             outcome.attempts = attempt
             return outcome
@@ -290,9 +294,10 @@ def _retry_wait(retry: _Retry, attempt: int, settings: FetchSettings) -> float:
     return backoff(attempt, settings.backoff_base, settings.max_retry_after)
 
 
-def _attempt(url: str, client: httpx.Client, settings: FetchSettings, binary: bool = False) -> FetchResult | _Retry:
+def _attempt(url: str, client: httpx.Client, settings: FetchSettings, binary: bool = False,
+             headers: dict[str, str] | None = None) -> FetchResult | _Retry:
     try:
-        with client.stream("GET", url) as response:
+        with client.stream("GET", url, headers=headers) as response:
             return _read_response(url, response, settings, binary)
     except httpx.TimeoutException as exc:
         return _Retry(_timeout_reason(exc, settings))
@@ -330,6 +335,9 @@ def _read_response(url: str, response: httpx.Response, settings: FetchSettings,
         return _Retry(label, status, server_wait(response.headers))
     if status in (401, 403):
         return _dropped(url, status, f"{label}: set GITHUB_TOKEN if the repository is private.")
+    if status == 304 and _asked_conditionally(response):
+        return FetchResult(url, ok=True, http_status=304, etag=response.headers.get("ETag"),
+                           last_modified=response.headers.get("Last-Modified"))
     if not 200 <= status < 300:
         return _dropped(url, status, f"{label}.")
     declared = response.headers.get("Content-Length", "")
@@ -345,7 +353,14 @@ def _read_response(url: str, response: httpx.Response, settings: FetchSettings,
         result = _decode(url, status, body)
     media = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
     result.content_type = media or None
+    result.etag = response.headers.get("ETag")
+    result.last_modified = response.headers.get("Last-Modified")
     return result
+
+
+def _asked_conditionally(response: httpx.Response) -> bool:
+    """Did we ask conditionally? A 304 to a plain GET is a server bug, not "unchanged"."""
+    return "if-none-match" in response.request.headers or "if-modified-since" in response.request.headers
 
 
 def _status_label(status: int) -> str:
