@@ -96,13 +96,8 @@ def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: htt
     tick = progress or (lambda stage, done, total: None)
 
     started = time.perf_counter()
-    own_client = client is None
-    client = client or fetch.make_client(settings)
-    try:
-        source = collect(slot, SourceContext(client, settings, tick, cache_dir=Path(cache_dir)))
-    finally:
-        if own_client:
-            client.close()
+    client = client or fetch.shared_client(settings)  # one per process: no SSL context per slot
+    source = collect(slot, SourceContext(client, settings, tick, cache_dir=Path(cache_dir)))
     outcome.seconds["fetch"] = time.perf_counter() - started
     check_against_lock(slot, source.reports)
     if not slot.lock and lock_path is not None:
