@@ -27,8 +27,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from deadzone_build import model_files  # noqa: E402
-from deadzone_build.pipeline.chunk import chunk_markdown, section_texts  # noqa: E402
+from deadzone_build.embed import model_files  # noqa: E402
+from deadzone_build.pipeline.chunk import chunk_markdown  # noqa: E402
+from deadzone_build.pipeline.sections import section_texts  # noqa: E402
 from deadzone_build.pipeline.clean import document_markdown  # noqa: E402
 
 MIRROR = REPO / "tests" / "fixtures" / "docs-mirror"

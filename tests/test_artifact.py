@@ -18,7 +18,7 @@ import pytest
 
 from deadzone_build.pipeline.artifact import (
     CHUNKS_FILE, LIBRARY_FILE, META_FILE, VECTORS_FILE, ArtifactIsCurrent, artifact_is_current,
-    read_artifact, recover, verify_artifact, write_artifact,
+    read_artifact, recover, recover_once, verify_artifact, write_artifact,
 )
 from deadzone_build.errors import ArtifactError
 from deadzone_build.registry.keys import slot_key
@@ -169,11 +169,45 @@ def test_recover_restores_old_after_crash_between_renames(artifacts_dir: Path) -
     # The state a crash leaves right after the aside-rename: no <slug>, an .old- and a finished .tmp-.
     path.rename(artifacts_dir / f".old-{slot.slug}-{dead}-0123456789ab")
     (artifacts_dir / f".tmp-{slot.slug}-{dead}-ba9876543210").mkdir()
-    other = artifacts_dir / f".tmp-{slot.slug}-x-{dead}-0123456789ab"  # another slug's scratch: untouched
+    other = artifacts_dir / f".tmp-{slot.slug}-x-{os.getppid()}-0123456789ab"  # a live writer's: untouched
     other.mkdir()
+    assert not artifact_is_current(path, slot_key(slot))  # this process swept at its first write
+    recover(artifacts_dir)  # what the next run does first
     assert artifact_is_current(path, slot_key(slot))
     assert tree_bytes(path) == before
     assert scratch_dirs(artifacts_dir) == [other.name]
+
+
+def test_next_process_recovers_on_its_first_check(artifacts_dir: Path) -> None:
+    slot = make_slot()
+    path = write_fake_artifact(artifacts_dir, slot)
+    before = tree_bytes(path)
+    dead = _dead_pid()
+    path.rename(artifacts_dir / f".old-{slot.slug}-{dead}-0123456789ab")
+    (artifacts_dir / f".tmp-{slot.slug}-{dead}-ba9876543210").mkdir()
+    (artifacts_dir / f".tmp-acme_other-{dead}-ba9876543210").mkdir()  # another slug's leftover: swept too
+    code = ("import sys; from pathlib import Path; from deadzone_build.pipeline.artifact import artifact_is_current; "
+            "print(artifact_is_current(Path(sys.argv[1]), sys.argv[2]))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", code, str(path), slot_key(slot)], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    assert out.strip() == "True"
+    assert tree_bytes(path) == before and scratch_dirs(artifacts_dir) == []
+
+
+def test_checks_list_the_directory_once_per_process(artifacts_dir: Path, monkeypatch) -> None:
+    slots = [make_slot(f"/acme/lib{i}") for i in range(5)]
+    for slot in slots:
+        write_fake_artifact(artifacts_dir, slot)
+    listed: list[str] = []
+    real_scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda p=".": listed.append(str(p)) or real_scandir(p))
+    fresh = artifacts_dir.parent / "copy"
+    artifacts_dir.rename(fresh)  # a directory this process has not swept yet
+    for _ in range(3):
+        assert all(artifact_is_current(fresh / s.slug, slot_key(s)) for s in slots)
+    recover_once(fresh)
+    assert listed == [str(fresh.resolve())]
 
 
 def test_recover_drops_old_left_after_crash_before_cleanup(artifacts_dir: Path) -> None:
@@ -181,7 +215,9 @@ def test_recover_drops_old_left_after_crash_before_cleanup(artifacts_dir: Path) 
     old = write_fake_artifact(artifacts_dir, slot, seed=1)
     stale = artifacts_dir / f".old-{slot.slug}-{_dead_pid()}-0123456789ab"
     old.rename(stale)
-    path = write_fake_artifact(artifacts_dir, slot, seed=2)  # recover() runs first and restores, then rewrite
+    path = write_fake_artifact(artifacts_dir, slot, seed=2)  # a leftover never blocks a write
+    assert artifact_is_current(path, slot_key(slot))
+    recover(artifacts_dir)  # the next run's sweep: <slug> exists, so the dead writer's .old- goes
     assert artifact_is_current(path, slot_key(slot))
     assert scratch_dirs(artifacts_dir) == []
 
@@ -189,7 +225,7 @@ def test_recover_drops_old_left_after_crash_before_cleanup(artifacts_dir: Path) 
 def test_recover_leaves_live_writers_alone(artifacts_dir: Path) -> None:
     live = artifacts_dir / f".tmp-acme_widgets-{os.getppid()}-0123456789ab"
     live.mkdir()
-    recover(artifacts_dir, "acme_widgets")
+    recover(artifacts_dir)
     assert live.exists()
 
 
@@ -197,7 +233,7 @@ def test_uptodate_object_for_doit(artifacts_dir: Path) -> None:
     slot = make_slot()
     path = write_fake_artifact(artifacts_dir, slot)
     check = ArtifactIsCurrent(path, slot_key(slot))
-    assert check() is True and check(task=None, values={}) is True
+    assert check() is True and check(None, {}) is True  # how doit calls it
     assert slot_key(slot) in repr(check) and str(path) in repr(check)
     clone = pickle.loads(pickle.dumps(check))
     assert clone == check and clone() is True
@@ -259,6 +295,7 @@ def test_killed_writer_leaves_old_or_new_never_partial(artifacts_dir: Path) -> N
         child.wait()
         child.stdout.close()
         path = artifacts_dir / slot.slug
+        recover(artifacts_dir)  # what the next run does first
         assert any(artifact_is_current(path, k) for k in keys), sorted(os.listdir(artifacts_dir))
         assert scratch_dirs(artifacts_dir) == []
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from deadzone_build.embed import model_files
-from deadzone_build.pipeline.chunk import Chunk, chunk_markdown, embedding_text, section_texts
+from deadzone_build.pipeline.chunk import Chunk, chunk_markdown, embedding_text
+from deadzone_build.pipeline.sections import section_texts
 from deadzone_build.pipeline.clean import clean_markdown, document_markdown
 from deadzone_build.pipeline.markdown import code_line_ranges
 

@@ -20,8 +20,9 @@ from conftest import REPO
 from deadzone_build.db import schema as S
 from deadzone_build.pipeline.artifact import VECTORS_FILE, read_artifact
 from deadzone_build.cli import main
-from deadzone_build.db.consolidate import DbIsCurrent, consolidate, db_is_current, manifest_path, sha256_path
-from deadzone_build.errors import ConsolidateError, DatabaseError
+from deadzone_build.db.consolidate import consolidate, manifest_path, sha256_path
+from deadzone_build.db.read import DbIsCurrent, artifact_meta, db_is_current, row_meta_json
+from deadzone_build.errors import ConsolidateError
 from deadzone_build.registry.keys import registry_digest, slot_key
 from deadzone_build.embed.pin import pin_id
 from fx_artifacts import make_slot, registry_yaml, write_fake_artifact
@@ -52,10 +53,11 @@ def test_builds_the_documented_schema(fake_artifacts: Path, fake_slots, tmp_path
     assert meta[S.META_SLOTS_MISSING] == "[]" and meta[S.META_BUILT_AT] == "" and meta[S.META_LIB_FILTER] == ""
     libs = conn.execute("SELECT id, lib_id, version, first_chunk, chunk_count FROM libraries ORDER BY id").fetchall()
     assert libs == [(1, "/acme/gadgets", "2.1", 1, 6), (2, "/acme/widgets", "", 7, 5), (3, "/zeta/tools", "", 12, 7)]
-    # Every artifact field survives: meta verbatim, chunks with their vectors.
+    # Every artifact field survives: the meta (its pin stored once, in `meta`), chunks with their vectors.
     art = read_artifact(fake_artifacts / "acme_widgets")
     row = conn.execute("SELECT meta_json, vector FROM libraries WHERE slug = 'acme_widgets'").fetchone()
-    assert row[0] == (fake_artifacts / "acme_widgets" / "meta.json").read_text()
+    assert row[0] == row_meta_json(art.meta) and "embedder" not in json.loads(row[0])["key_inputs"]
+    assert artifact_meta(row[0], json.loads(meta[S.META_PIN])) == art.meta
     assert row[1] == art.library_vector.tobytes()
     chunks = conn.execute("SELECT url, heading_path, ordinal, text, tokens, vector FROM chunks "
                           "WHERE lib_id = '/acme/widgets' ORDER BY ordinal").fetchall()
@@ -153,48 +155,6 @@ def test_stale_artifact_is_not_used(fake_artifacts: Path, fake_slots, tmp_path: 
     edited = [replace(fake_slots[0], description="A new description."), *fake_slots[1:]]
     result = build(edited, fake_artifacts, tmp_path / "deadzone.db", max_missing=1)
     assert [(m.slug, m.status) for m in result.missing] == [("acme_widgets", "stale")]
-
-
-def test_base_db_gives_the_same_bytes(fake_artifacts: Path, fake_slots, tmp_path: Path) -> None:
-    old = tmp_path / "old" / "deadzone.db"
-    build(fake_slots, fake_artifacts, old)
-    # One entry changes: its artifact is rebuilt; the others' artifacts are gone (CI restored nothing).
-    edited = [fake_slots[0], replace(fake_slots[1], description="Gadgets, now with timers."), fake_slots[2]]
-    write_fake_artifact(fake_artifacts, edited[1], n_chunks=4, seed=9)
-    full = build(edited, fake_artifacts, tmp_path / "full" / "deadzone.db")
-    only_changed = tmp_path / "only_changed"
-    shutil.copytree(fake_artifacts / edited[1].slug, only_changed / edited[1].slug)
-    based = build(edited, only_changed, tmp_path / "based" / "deadzone.db", base_db=old)
-    assert sorted(based.reused) == ["acme_widgets", "zeta_tools"]
-    assert based.sha256 == full.sha256
-    assert (tmp_path / "based" / "deadzone.db").read_bytes() == (tmp_path / "full" / "deadzone.db").read_bytes()
-    assert (tmp_path / "based" / "manifest.json").read_text() == (tmp_path / "full" / "manifest.json").read_text()
-
-
-def test_base_db_rows_that_do_not_verify_are_not_reused(fake_artifacts: Path, fake_slots, tmp_path: Path) -> None:
-    old = tmp_path / "old.db"
-    build(fake_slots, fake_artifacts, old)
-    conn = sqlite3.connect(old)
-    conn.execute("UPDATE chunks SET text = text || ' tampered' WHERE lib_id = '/acme/widgets' AND ordinal = 2")
-    conn.commit()
-    conn.close()
-    logged: list[str] = []
-    result = build(fake_slots, fake_artifacts, tmp_path / "new" / "deadzone.db", base_db=old, log=logged.append)
-    assert sorted(result.reused) == ["acme_gadgets_2.1", "zeta_tools"]
-    assert any("unusable" in line for line in logged)
-    assert result.sha256 == build(fake_slots, fake_artifacts, tmp_path / "plain" / "deadzone.db").sha256
-
-
-def test_base_db_with_another_pin_is_refused(fake_artifacts: Path, fake_slots, tmp_path: Path) -> None:
-    old = tmp_path / "old.db"
-    build(fake_slots, fake_artifacts, old)
-    conn = sqlite3.connect(old)
-    conn.execute("UPDATE meta SET value = 'other' WHERE key = ?", (S.META_PIN_ID,))
-    conn.commit()
-    conn.close()
-    with pytest.raises(DatabaseError, match="embedder pin other"):
-        build(fake_slots, fake_artifacts, tmp_path / "new" / "deadzone.db", base_db=old)
-    assert not (tmp_path / "new" / "deadzone.db").exists()
 
 
 def test_db_is_current(fake_artifacts: Path, fake_slots, tmp_path: Path) -> None:

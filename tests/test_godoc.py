@@ -11,7 +11,7 @@ import pytest
 
 from deadzone_build.errors import ScrapeError
 from deadzone_build.pipeline.chunk import chunk_markdown
-from deadzone_build.embed.model_files import MAX_SEQ_LENGTH
+from deadzone_build.embed.pin import MAX_SEQ_LENGTH
 from deadzone_build.registry.keys import key_inputs
 from deadzone_build.registry.load import parse_registry
 from deadzone_build.sources import fetch

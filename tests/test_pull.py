@@ -86,6 +86,20 @@ def test_db_with_another_pin_is_refused(db: Path, fake_slots, tmp_path: Path) ->
     assert not (tmp_path / "out").exists()
 
 
+def test_pin_is_stored_once_and_a_damaged_one_is_refused(db: Path, fake_slots, tmp_path: Path) -> None:
+    conn = sqlite3.connect(db)
+    rows = [json.loads(r[0]) for r in conn.execute("SELECT meta_json FROM libraries")]
+    assert rows and all("embedder" not in r["key_inputs"] for r in rows)  # the pin lives in `meta` only
+    pin = json.loads(S.read_meta(conn)[S.META_PIN])
+    conn.execute("UPDATE meta SET value = ? WHERE key = ?",
+                 (json.dumps({**pin, "window": 1}, sort_keys=True, separators=(",", ":")), S.META_PIN))
+    conn.commit()
+    conn.close()
+    with pytest.raises(DatabaseError, match="embedder_pin is missing or does not hash"):
+        pull(db, slots=fake_slots, artifacts_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_pull(db: Path, fake_artifacts: Path, fake_slots, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     registry = tmp_path / "libraries_sources.yaml"
     registry.write_text(registry_yaml(fake_slots))

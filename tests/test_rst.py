@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from deadzone_build.pipeline.chunk import chunk_markdown, section_texts
+from deadzone_build.pipeline.chunk import chunk_markdown
+from deadzone_build.pipeline.sections import section_texts
 from deadzone_build.pipeline.clean import document_markdown
 from deadzone_build.pipeline.clean import clean_document
 from deadzone_build.pipeline.rst import convert, convert_rst, rst_to_markdown

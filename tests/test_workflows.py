@@ -147,8 +147,12 @@ def test_one_shard_job_per_plan_output_and_the_plan_knows_how_many():
     assert f"--shard-jobs {DEFAULT_SHARD_JOBS}" in plan_step["run"]
     for i, name in enumerate(shard_jobs):
         job = workflow["jobs"][name]
-        assert job["if"] == f"needs.plan.outputs.shard_{i}_size != '0'"  # an empty shard skips, never an empty matrix
+        # an empty shard skips, never an empty matrix; a skipped (cached) embedder job does not skip it
+        assert job["if"] == ("${{ !cancelled() && needs.plan.result == 'success' && "
+                             f"needs.plan.outputs.shard_{i}_size != '0' }}}}")
+        assert job["needs"] == ["plan", "embedder"]
         assert job["with"]["matrix"] == f"${{{{ needs.plan.outputs.shard_{i} }}}}"
+        assert job["with"]["embedder_key"] == "${{ needs.plan.outputs.embedder_key }}"
         assert f"shard_{i}" in plan_job["outputs"] and f"shard_{i}_size" in plan_job["outputs"]
     assert set(workflow["jobs"]["consolidate"]["needs"]) == {"plan", *shard_jobs}
 
@@ -189,6 +193,38 @@ def test_the_shard_restores_by_the_plans_key_and_saves_only_on_a_miss():
     assert steps["scrape"]["run"] == 'doit "scrape:$SLUG"'
     upload = steps["Hand the artifact to consolidate"]
     assert upload["with"]["retention-days"] == "1" and upload["with"]["path"] == "out/"
+
+
+def test_cache_embedder_is_built_once_per_pin_and_restored_only_by_slots_that_scrape():
+    from deadzone_build import settings
+
+    path = f"{settings.DEFAULT_CACHE}/embedder"  # the model and the model files (embed/model_files.py)
+    pack = load("scrape-pack.yml")
+    plan_steps = {step.get("id"): step for step in pack["jobs"]["plan"]["steps"]}
+    assert "deadzone-build pin --id" in plan_steps["pin"]["run"]
+    lookup = plan_steps["embedder"]
+    assert lookup["uses"].startswith("actions/cache/restore@") and lookup["with"]["lookup-only"] == "true"
+    assert lookup["with"]["key"] == "${{ steps.pin.outputs.key }}" and lookup["with"]["path"] == path
+    outputs = pack["jobs"]["plan"]["outputs"]
+    assert outputs["embedder_key"] == "${{ steps.pin.outputs.key }}"
+    assert outputs["embedder_cached"] == "${{ steps.embedder.outputs.cache-hit }}"
+
+    embedder = pack["jobs"]["embedder"]
+    assert "needs.plan.outputs.embedder_cached != 'true'" in embedder["if"]
+    assert "needs.plan.outputs.to_scrape != '0'" in embedder["if"]
+    assert [s["run"] for s in embedder["steps"] if "run" in s][-1] == "doit embedder"
+    save = embedder["steps"][-1]
+    assert save["uses"].startswith("actions/cache/save@")
+    assert save["with"] == {"path": path, "key": "${{ needs.plan.outputs.embedder_key }}"}
+
+    slot = load("scrape-shard.yml")["jobs"]["slot"]
+    names = [step.get("id") or step.get("name") for step in slot["steps"]]
+    restore = slot["steps"][names.index("Restore the built model and the model files by the embedder pin")]
+    assert names.index("restore") < names.index(restore["name"]) < names.index("scrape")
+    assert restore["if"] == "steps.restore.outputs.cache-hit != 'true'"  # a restored artifact needs no model
+    assert restore["with"] == {"path": path, "key": "${{ inputs.embedder_key }}"}
+    assert not [s for s in slot["steps"] if s.get("uses", "").startswith("actions/cache/save@")
+                and s["with"]["path"] == path]  # only the embedder job saves it
 
 
 @pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)

@@ -15,13 +15,12 @@ an error on GitHub, not a skip).
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Collection, Iterable
 
 from deadzone_build.db.schema import META_PIN_ID, META_SCHEMA_VERSION, SCHEMA_VERSION, read_meta
-from deadzone_build.errors import PlanError, ReleaseAssetMissing
+from deadzone_build.errors import DatabaseError, PlanError, ReleaseAssetMissing
 from deadzone_build.registry.keys import slot_key
 from deadzone_build.embed.pin import pin_id
 from deadzone_build.registry.load import Slot
@@ -77,15 +76,12 @@ def keys_in_db(db_path: str | Path) -> set[str]:
     if not path.is_file():
         raise PlanError(f"{path}: base db not found. Download it with `deadzone-build fetch-release "
                         f"--out {path}`, or drop --base-db to plan without it.")
+    from deadzone_build.db.read import library_keys  # late: it imports numpy, which `list` never needs
+
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            return {row[0] for row in conn.execute("SELECT key FROM libraries")}
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as exc:
-        raise PlanError(f"{path}: not a readable deadzone.db ({exc}). Delete it and fetch the "
-                        "release again, or drop --base-db.") from None
+        return library_keys(path)
+    except DatabaseError as exc:
+        raise PlanError(f"{exc} Delete it and fetch the release again, or drop --base-db.") from None
 
 
 def reusable_keys(db_path: str | Path, log: Callable[[str], None] = lambda line: None) -> set[str]:
@@ -93,11 +89,12 @@ def reusable_keys(db_path: str | Path, log: Callable[[str], None] = lambda line:
     refuses such a db, so planning its keys as reused would fail the consolidate job."""
     path = Path(db_path)
     keys = keys_in_db(path)  # first: a missing or unreadable file is an error, not "nothing to reuse"
+    from deadzone_build.db.read import compatibility_problem
+
     meta = read_meta(path)
-    built = (meta.get(META_SCHEMA_VERSION), meta.get(META_PIN_ID))
-    if built != (SCHEMA_VERSION, pin_id()):
-        log(f"{path}: built for schema {built[0]} and embedder pin {built[1]}, this deadzone-build uses "
-            f"schema {SCHEMA_VERSION} and pin {pin_id()}: nothing in it is reused")
+    if compatibility_problem(meta):
+        log(f"{path}: built for schema {meta.get(META_SCHEMA_VERSION)} and embedder pin {meta.get(META_PIN_ID)}, "
+            f"this deadzone-build uses schema {SCHEMA_VERSION} and pin {pin_id()}: nothing in it is reused")
         return set()
     return keys - _incomplete_keys(path)
 

@@ -150,7 +150,7 @@ def manifest_from_plan(plan: Mapping[str, Any], statuses: Mapping[str, str]) -> 
 def job_status(outcome: str, cache_hit: str) -> str:
     """A matrix job's status from its scrape step's outcome and the cache restore's `cache-hit`.
 
-    `cache-hit` is "" on a miss (NOTES.md), so only the exact text "true" means cached."""
+    `cache-hit` is "" on a miss (not "false"), so only the exact text "true" means cached."""
     if outcome != "success":
         return "failed"
     return "cached" if cache_hit == "true" else "scraped"

@@ -23,8 +23,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_db_argument(parser, "database to write")
     parser.add_argument("--max-missing", metavar="N", type=_count, default=0,
                         help="build even when up to N slots have no current artifact (default 0, as for a release)")
-    parser.add_argument("--base", metavar="OLD.db", help="reuse the rows of slots whose key OLD.db holds "
-                        "instead of reading their artifacts (same output bytes)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -47,10 +45,10 @@ def run(args: argparse.Namespace) -> int:
     log = (lambda line: None) if args.json else (lambda line: print(line, file=sys.stderr))
     result = consolidate(slots=slots, artifacts_dir=settings.artifacts_dir(args.artifacts),
                          db_path=settings.db_path(args.db), registry_digest=registry_digest(every),
-                         lib_filter=lib_filter, max_missing=args.max_missing, base_db=args.base, log=log)
+                         lib_filter=lib_filter, max_missing=args.max_missing, log=log)
     if args.json:
         print(json.dumps({"db": str(result.db_path), "sha256": result.sha256, "libraries": result.libraries,
-                          "chunks": result.chunks, "reused": result.reused, "manifest": str(result.manifest_path),
+                          "chunks": result.chunks, "manifest": str(result.manifest_path),
                           "missing": [m.__dict__ for m in result.missing], "incomplete": result.incomplete},
                          indent=1))
         return 0

@@ -9,8 +9,8 @@ import sys
 from deadzone_build import settings
 
 NAME = "embed"
-HELP = ("Print the 384-d embedding of each TEXT (builds the cached model under $DEADZONE_CACHE, "
-        "default ./cache, on first use).")
+HELP = ("Print the 384-d embedding of each TEXT (on first use, fetches the pinned model files and builds "
+        "the model under $DEADZONE_CACHE, default ./cache).")
 EXAMPLE = 'deadzone-build embed --json "how do I add a subcommand?"'
 
 
@@ -30,11 +30,12 @@ def _float(value: float) -> float:
 
 def run(args: argparse.Namespace) -> int:
     from deadzone_build.embed.embedder import Embedder
-    from deadzone_build.embed.model_files import MAX_SEQ_LENGTH, count_tokens
+    from deadzone_build.embed.model_files import TokenCounter
+    from deadzone_build.embed.pin import MAX_SEQ_LENGTH
 
     embedder = Embedder(settings.cache_dir(), progress=_progress)
     vectors = embedder.embed(args.texts)
-    pieces = count_tokens(args.texts)
+    pieces = TokenCounter(settings.cache_dir())(args.texts)
     rows = [{"text": text, "word_pieces": n, "truncated": n > MAX_SEQ_LENGTH,
              "vector": [_float(x) for x in vector]}
             for text, n, vector in zip(args.texts, pieces, vectors)]

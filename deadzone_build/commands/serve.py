@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from deadzone_build import settings
+from deadzone_build.errors import DeadzoneError
 
 NAME = "serve"
 HELP = ("Serve deadzone.db to coding agents over MCP with deadzone's tools, search_docs and search_libraries "
@@ -43,8 +44,12 @@ def _cache_dir() -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deadzone_build.serve.bootstrap import resolve_db  # mcp and the model load only here
-    from deadzone_build.serve.server import Backend, serve
+    try:
+        from deadzone_build.serve.bootstrap import resolve_db  # mcp and the model load only here
+        from deadzone_build.serve.server import Backend, serve
+    except ImportError as exc:
+        raise DeadzoneError(f"`serve` needs the optional MCP packages ({exc.name} is not installed): "
+                            "pip install 'deadzone-build[serve]'") from None
 
     def load_embedder():
         from deadzone_build.embed.embedder import Embedder, model_is_current

@@ -1,20 +1,24 @@
-"""Artifacts → one deterministic `deadzone.db` (+ `deadzone.db.sha256`, `manifest.json`).
+"""Artifacts → one deterministic `deadzone.db` (+ `deadzone.db.sha256`, `manifest.json`). Writes only;
+reading a db back (pull, plan, release, the up-to-date check) is `db/read.py`.
 
-Only the given registry slots go in, each from a verified artifact whose key is the slot's key
-(or, with `base_db`, from an older db's rows holding that key, verified against the digests in
-their stored meta.json). Same inputs, same bytes: rows in a fixed order with consecutive ids, no
-timestamps unless SOURCE_DATE_EPOCH, FTS index built in one `rebuild` pass, VACUUM, rollback
-journal. The db is written to a temp file, checked with `PRAGMA integrity_check` and renamed;
-the `.sha256` then `manifest.json` (the record `db_is_current` trusts) follow, each atomic, all
-under an exclusive flock on the db's directory so that two consolidates never mix their files. Temp files
+Only the given registry slots go in, each from a verified artifact whose key is the slot's key.
+Same inputs, same bytes: rows in a fixed order with consecutive ids, no timestamps unless
+SOURCE_DATE_EPOCH, FTS index built in one `rebuild` pass, VACUUM, rollback journal. The db is
+written to a temp file, checked with `PRAGMA integrity_check` and renamed; the `.sha256` then
+`manifest.json` (the record `read.db_is_current` trusts) follow, each atomic, all under an
+exclusive flock on the db's directory, so two consolidates never mix their files. Temp files
 `.<db>.tmp-<pid>-<token>` of killed consolidates are removed at the next start.
+
+There is no incremental mode (`--base OLD.db` was removed, issue 19): the one-pass FTS rebuild,
+the integrity check and the sha256 depend on every row and are ~75% of a consolidate
+(`bench/consolidate.py` prints the share), so reusing an older db's rows, even copied inside
+SQLite without re-serialising, measured no faster than reading every artifact again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -22,14 +26,12 @@ import secrets
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 from deadzone_build.db import schema as S
-from deadzone_build.pipeline.artifact import (
-    CHUNKS_FILE, DIMENSION, LIBRARY_FILE, META_FILE, VECTORS_FILE, Artifact, artifact_is_current, chunks_bytes,
-    meta_text, parse_blobs, read_artifact,
-)
-from deadzone_build import settings
+from deadzone_build.db.read import row_meta_json
+from deadzone_build.db.schema import manifest_path, sha256_path
+from deadzone_build.pipeline.artifact import DIMENSION, META_FILE, Artifact, read_artifact
 from deadzone_build.atomic import fsync_dir, write_atomic
 from deadzone_build.errors import ArtifactError, ConsolidateError
 from deadzone_build.registry.keys import PIPELINE_VERSION, lock_digest, slot_key
@@ -37,7 +39,7 @@ from deadzone_build.embed.pin import canonical_json, pin_dict, pin_id
 from deadzone_build.registry.load import Slot
 from deadzone_build.stale import remove_stale
 
-MANIFEST_NAME = settings.DEFAULT_MANIFEST  # beside deadzone.db; see manifest_path
+MANIFEST_NAME = S.MANIFEST_NAME
 MANIFEST_FORMAT = 1
 _VECTOR_BYTES = DIMENSION * 4
 BUILD_CACHE_KB = 256 * 1024  # page cache while building: the FTS rebuild touches pages all over the file
@@ -59,7 +61,6 @@ class ConsolidateResult:
     libraries: int
     chunks: int
     missing: list[MissingSlot] = field(default_factory=list)
-    reused: list[str] = field(default_factory=list)  # slugs taken from base_db
     incomplete: list[str] = field(default_factory=list)  # slugs whose artifact is marked incomplete
 
     @property
@@ -74,19 +75,9 @@ class ConsolidateResult:
         """One line for humans: what was written and what is missing."""
         gone = f" ({', '.join(m.label for m in self.missing)})" if self.missing else ""
         return (f"consolidate: {self.db_path}: {self.libraries} libraries, {self.chunks} chunks, "
-                f"{len(self.missing)} missing{gone}, {len(self.reused)} reused from the base db; "
-                f"sha256 {self.sha256}"
+                f"{len(self.missing)} missing{gone}; sha256 {self.sha256}"
                 + (f"; INCOMPLETE: {', '.join(self.incomplete)} (a URL failed transiently; scrape again "
                    "before a release)" if self.incomplete else ""))
-
-
-def sha256_path(db_path: Path) -> Path:
-    return db_path.with_name(db_path.name + ".sha256")
-
-
-def manifest_path(db_path: Path) -> Path:
-    """`manifest.json` beside deadzone.db, `<db name>.manifest.json` beside any other (settings.py)."""
-    return settings.manifest_path(db_path)
 
 
 def _quiet(_: str) -> None:
@@ -94,7 +85,7 @@ def _quiet(_: str) -> None:
 
 
 def consolidate(*, slots: list[Slot], artifacts_dir: Path, db_path: Path, registry_digest: str,
-                lib_filter: str = "", max_missing: int = 0, base_db: Path | None = None,
+                lib_filter: str = "", max_missing: int = 0,
                 log: Callable[[str], None] = _quiet, built_at: str | None = None) -> ConsolidateResult:
     """Build `db_path` from the artifacts of `slots`; raise ConsolidateError (and write nothing) when
     no library is available or more than `max_missing` slots lack a current artifact."""
@@ -107,7 +98,7 @@ def consolidate(*, slots: list[Slot], artifacts_dir: Path, db_path: Path, regist
             log(f"consolidate: removed {path}, left by a killed consolidate")
         return _consolidate(slots=slots, artifacts_dir=artifacts_dir, db_path=db_path,
                             registry_digest=registry_digest, lib_filter=lib_filter, max_missing=max_missing,
-                            base_db=base_db, log=log, built_at=built_at)
+                            log=log, built_at=built_at)
 
 
 def _temp_pattern(db_path: Path) -> re.Pattern[str]:
@@ -131,58 +122,46 @@ def _exclusive(db_path: Path, log: Callable[[str], None]) -> Iterator[None]:
 
 
 def _consolidate(*, slots: list[Slot], artifacts_dir: Path, db_path: Path, registry_digest: str,
-                 lib_filter: str, max_missing: int, base_db: Path | None, log: Callable[[str], None],
+                 lib_filter: str, max_missing: int, log: Callable[[str], None],
                  built_at: str | None) -> ConsolidateResult:
     built_at = os.environ.get("SOURCE_DATE_EPOCH", "") if built_at is None else built_at
-    base = _Base(Path(base_db)) if base_db is not None else None
     ordered = sorted(slots, key=lambda s: (s.lib_id, s.version))
-    db_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = db_path.with_name(f".{db_path.name}.tmp-{os.getpid()}-{secrets.token_hex(6)}")
     try:
         writer = _DbWriter(tmp)
         try:
-            records, missing, reused = _fill(writer, ordered, artifacts_dir, base, log)
+            records, missing = _fill(writer, ordered, artifacts_dir, log)
             _check_enough(records, missing, max_missing, len(slots))
             writer.finish(_meta_rows(registry_digest, lib_filter, len(slots), missing, built_at, lock_digest(slots)))
         finally:
             writer.close()
-        digest = _sha256_file(tmp, fsync=True)
+        digest = S.sha256_file(tmp, fsync=True)
         os.replace(tmp, db_path)
         fsync_dir(db_path.parent)
     finally:
         tmp.unlink(missing_ok=True)
-        if base is not None:
-            base.close()
     write_atomic(sha256_path(db_path), f"{digest}  {db_path.name}\n".encode())
     manifest = _manifest(db_path, digest, slots, records, missing, registry_digest, lib_filter, built_at)
     write_atomic(manifest_path(db_path), (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode())
     chunks = sum(r["counts"].get("chunks", 0) for r in records.values())
     return ConsolidateResult(db_path=db_path, sha256=digest, libraries=len(records), chunks=chunks,
-                             missing=missing, reused=reused,
-                             incomplete=[slug for slug, r in records.items() if r["incomplete"]])
+                             missing=missing, incomplete=[slug for slug, r in records.items() if r["incomplete"]])
 
 
-def _fill(writer: _DbWriter, ordered: list[Slot], artifacts_dir: Path, base: _Base | None,
-          log: Callable[[str], None]) -> tuple[dict[str, dict[str, Any]], list[MissingSlot], list[str]]:
-    """Insert every available slot; return manifest records by slug, the missing and the reused slugs."""
+def _fill(writer: _DbWriter, ordered: list[Slot], artifacts_dir: Path,
+          log: Callable[[str], None]) -> tuple[dict[str, dict[str, Any]], list[MissingSlot]]:
+    """Insert every available slot; return manifest records by slug and the missing slots."""
     records: dict[str, dict[str, Any]] = {}
     missing: list[MissingSlot] = []
-    reused: list[str] = []
     for slot in ordered:
-        key = slot_key(slot)
-        art = base.library(key, log) if base is not None else None
-        source = "base db"
+        art = _load_artifact(artifacts_dir / slot.slug, slot, slot_key(slot), missing)
         if art is None:
-            art, source = _load_artifact(artifacts_dir / slot.slug, slot, key, missing), "artifact"
-            if art is None:
-                continue
-        else:
-            reused.append(slot.slug)
+            continue
         writer.add_library(art)
         records[slot.slug] = {"counts": art.meta["counts"], "dropped": _dropped(art.meta),
                               "incomplete": bool(art.meta.get("incomplete"))}
-        log(f"consolidate: {slot.label}: {len(art.chunks)} chunks from the {source}")
-    return records, missing, reused
+        log(f"consolidate: {slot.label}: {len(art.chunks)} chunks")
+    return records, missing
 
 
 def _load_artifact(path: Path, slot: Slot, key: str, missing: list[MissingSlot]) -> Artifact | None:
@@ -286,16 +265,20 @@ class _DbWriter:
         self.conn.execute("BEGIN")
         self.next_library = 1
         self.next_chunk = 1
+        self.pin_id = pin_id()
 
     def add_library(self, art: Artifact) -> None:
         meta, slot, counts = art.meta, art.meta["slot"], art.meta["counts"]
+        if meta.get("pin_id") != self.pin_id:  # the row leaves the pin out: it must be the db's
+            raise ConsolidateError(f"{art.path}: embedded with pin {meta.get('pin_id')}, not {self.pin_id}. "
+                                   "Scrape it again with the current embedder.")
         lib, first = self.next_library, self.next_chunk
         self.conn.execute(
             "INSERT INTO libraries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (lib, slot["lib_id"], slot["version"], slot["slug"], meta["key"], slot["kind"], slot["ref"],
              slot["description"], len(art.chunks), int(counts.get("tokens", 0)), int(counts.get("docs_ok", 0)),
              int(counts.get("docs_dropped", 0)), first, art.library_vector.astype("<f4").tobytes(),
-             meta_text(meta)),
+             row_meta_json(meta)),
         )
         vectors = memoryview(art.vectors.astype("<f4", copy=False).tobytes())
         self.conn.executemany(
@@ -330,117 +313,3 @@ class _DbWriter:
 
     def close(self) -> None:
         self.conn.close()
-
-
-# ── reading rows back (for --base and pull) ──────────────────────────────────
-
-
-def library_blobs(conn: sqlite3.Connection, key: str) -> dict[str, bytes] | None:
-    """The four files of the artifact the db's rows for `key` came from (unverified); None when absent."""
-    row = conn.execute("SELECT id, meta_json, vector FROM libraries WHERE key = ?", (key,)).fetchone()
-    if row is None:
-        return None
-    lib, meta_json, library_vector = row
-    chunks, vectors = [], []
-    for url, heading_path, ordinal, text, tokens, vector in conn.execute(
-            "SELECT url, heading_path, ordinal, text, tokens, vector FROM chunks WHERE library = ? "
-            "ORDER BY ordinal", (lib,)):
-        chunks.append({"url": url, "heading_path": json.loads(heading_path), "ordinal": ordinal,
-                       "text": text, "tokens": tokens})
-        vectors.append(vector)
-    return {META_FILE: meta_json.encode(), CHUNKS_FILE: chunks_bytes(chunks),
-            VECTORS_FILE: b"".join(vectors), LIBRARY_FILE: library_vector}
-
-
-def library_from_db(conn: sqlite3.Connection, key: str, where: Path) -> Artifact | None:
-    """The artifact the db's rows for `key` came from, verified against its stored meta; None when absent."""
-    blobs = library_blobs(conn, key)
-    if blobs is None:
-        return None
-    return parse_blobs(where, blobs, expected_key=key, expected_pin_id=pin_id())
-
-
-class _Base:
-    """An older deadzone.db whose verified rows stand in for artifacts with the same key."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.conn = S.open_checked(path)
-
-    def library(self, key: str, log: Callable[[str], None]) -> Artifact | None:
-        try:
-            return library_from_db(self.conn, key, self.path)
-        except (ArtifactError, sqlite3.DatabaseError, ValueError) as exc:
-            log(f"consolidate: base db rows for {key} are unusable ({exc}); reading the artifact instead")
-            return None
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-# ── up-to-date check and file helpers ────────────────────────────────────────
-
-
-def db_is_current(db_path: Path, slots: list[Slot], artifacts_dir: Path | None = None,
-                  max_missing: int | None = None) -> bool:
-    """True when `db_path` was consolidated from exactly these slot keys with this pin and is intact.
-
-    Decided from the files (manifest.json, the db's sha256), never from doit's dep file. With
-    `artifacts_dir`, a slot the db lacks whose artifact has since appeared also makes it stale.
-    With `max_missing`, a db that lacks more slots than that is stale too, so a build that
-    tolerated missing slots never passes for one that does not (consolidating again fails, and says why).
-    """
-    db_path = Path(db_path)
-    try:
-        manifest = json.loads(manifest_path(db_path).read_text(encoding="utf-8"))
-        entries = manifest["slots"]
-        if (manifest.get("embedder_pin_id") != pin_id() or manifest.get("schema_version") != S.SCHEMA_VERSION
-                or manifest.get("db") != db_path.name):
-            return False
-        if sorted(e["key"] for e in entries) != sorted(slot_key(s) for s in slots):
-            return False
-        if sha256_path(db_path).read_text() != f"{manifest['sha256']}  {db_path.name}\n":
-            return False
-        if _sha256_file(db_path) != manifest["sha256"]:
-            return False
-        if max_missing is not None and sum(1 for e in entries if e["status"] != "ok") > max_missing:
-            return False
-        if any(e.get("incomplete") for e in entries):  # its slot is being scraped again
-            return False
-        if artifacts_dir is not None:
-            for e in entries:
-                if e["status"] != "ok" and artifact_is_current(Path(artifacts_dir) / e["slug"], e["key"]):
-                    return False
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    return True
-
-
-class DbIsCurrent:
-    """doit `uptodate` check for the consolidate task (picklable; `doit info` prints the repr)."""
-
-    def __init__(self, db_path: Path, slots: Iterable[Slot], artifacts_dir: Path | None = None,
-                 max_missing: int | None = None) -> None:
-        self.db_path = Path(db_path)
-        self.slots = list(slots)
-        self.artifacts_dir = Path(artifacts_dir) if artifacts_dir is not None else None
-        self.max_missing = max_missing
-
-    def __call__(self, task: Any = None, values: Any = None) -> bool:
-        return db_is_current(self.db_path, self.slots, self.artifacts_dir, self.max_missing)
-
-    def __repr__(self) -> str:
-        limit = "" if self.max_missing is None else f", at most {self.max_missing} of them missing"
-        return (f"DbIsCurrent({str(self.db_path)!r}, {len(self.slots)} slots): up to date when "
-                f"{manifest_path(self.db_path)} records exactly these slot keys{limit} and the current "
-                "embedder pin, and the db matches its sha256")
-
-
-def _sha256_file(path: Path, fsync: bool = False) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-        if fsync:  # the db was built with synchronous=OFF: make it durable before the rename
-            os.fsync(fh.fileno())
-    return digest.hexdigest()

@@ -1,7 +1,7 @@
 """The released db as a cache: rebuild, byte for byte, the artifacts whose keys a deadzone.db holds.
 
-Each library row keeps its artifact's meta.json verbatim and the chunks and vectors it listed, so
-the four files can be recreated exactly and checked against the digests in that meta before they
+Each library row keeps its artifact's meta (the embedder pin stored once per db) and the chunks and
+vectors it listed, so `read.library_blobs` recreates the four files exactly and checked against the digests in that meta before they
 are written (atomically, like a scrape). `doit` then finds those slots up to date and skips them.
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from deadzone_build.pipeline.artifact import artifact_is_current, verify_blobs, write_artifact_files
-from deadzone_build.db.consolidate import library_blobs
+from deadzone_build.db.read import library_blobs, stored_pin
 from deadzone_build.db.schema import open_checked
 from deadzone_build.errors import ArtifactError
 from deadzone_build.registry.keys import slot_key
@@ -40,15 +40,16 @@ def pull(db_path: Path, *, slots: list[Slot], artifacts_dir: Path,
     result = PullResult()
     conn = open_checked(db_path)
     try:
+        pin = stored_pin(conn)
         for slot in slots:
-            _pull_slot(conn, db_path, slot, artifacts_dir, result, log)
+            _pull_slot(conn, db_path, slot, artifacts_dir, pin, result, log)
     finally:
         conn.close()
     return result
 
 
-def _pull_slot(conn: sqlite3.Connection, db_path: Path, slot: Slot, artifacts_dir: Path, result: PullResult,
-               log: Callable[[str], None]) -> None:
+def _pull_slot(conn: sqlite3.Connection, db_path: Path, slot: Slot, artifacts_dir: Path, pin: Any,
+               result: PullResult, log: Callable[[str], None]) -> None:
     key = slot_key(slot)
     if conn.execute("SELECT 1 FROM libraries WHERE key = ?", (key,)).fetchone() is None:
         result.absent.append(slot.slug)
@@ -56,7 +57,7 @@ def _pull_slot(conn: sqlite3.Connection, db_path: Path, slot: Slot, artifacts_di
     if artifact_is_current(artifacts_dir / slot.slug, key):
         result.current.append(slot.slug)
         return
-    blobs = library_blobs(conn, key)
+    blobs = library_blobs(conn, key, pin)
     assert blobs is not None  # the row was there a moment ago on this read-only connection
     try:
         verify_blobs(db_path, blobs, expected_key=key, expected_pin_id=pin_id())

@@ -7,17 +7,22 @@
 
 `TABLES_DDL` below defines the tables (consolidate creates them); release reads `meta` through
 `read_meta`, search and pull open a db through `open_checked`, which refuses another schema or pin.
+Beside a db live `<db>.sha256` and `manifest.json` (`sha256_path`, `manifest_path`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = "1"
+from deadzone_build import settings
+
+SCHEMA_VERSION = "2"  # 2: the embedder pin is stored once (META_PIN), not in every libraries.meta_json
 
 META_SCHEMA_VERSION = "schema_version"
-META_PIN = "embedder_pin"  # canonical JSON of the pin
+META_PIN = "embedder_pin"  # canonical JSON of the pin (the rows' meta_json leave it out: db/read.py restores it)
 META_PIN_ID = "embedder_pin_id"  # blake3 of the pin (pin.pin_id())
 META_DIMENSION = "dimension"
 META_PIPELINE_VERSION = "pipeline_version"
@@ -78,7 +83,7 @@ CREATE TABLE libraries (
     docs_dropped INTEGER NOT NULL,
     first_chunk  INTEGER NOT NULL,  -- chunks.id of ordinal 0; the library's chunks are first_chunk .. first_chunk + chunk_count - 1
     vector       BLOB NOT NULL,     -- 384 little-endian float32: lib_id words + description
-    meta_json    TEXT NOT NULL,     -- the artifact's meta.json, verbatim (pull rebuilds the artifact from it)
+    meta_json    TEXT NOT NULL,     -- the artifact's meta, canonical JSON without key_inputs.embedder (= meta.embedder_pin)
     UNIQUE (lib_id, version)
 );
 CREATE TABLE chunks (
@@ -113,7 +118,7 @@ def open_checked(db_path: str | Path) -> sqlite3.Connection:
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, check_same_thread=False)
     try:
         meta = read_meta(conn)
-        problem = _incompatibility(meta, pin_id())
+        problem = incompatibility(meta, pin_id())
     except sqlite3.DatabaseError as exc:
         problem = f"it is not a readable SQLite database ({exc})"
     if problem:
@@ -123,7 +128,8 @@ def open_checked(db_path: str | Path) -> sqlite3.Connection:
     return conn
 
 
-def _incompatibility(meta: dict[str, str], current_pin_id: str) -> str:
+def incompatibility(meta: dict[str, str], current_pin_id: str) -> str:
+    """Why a db with this `meta` cannot be read by this build (schema version, pin), or ""."""
     if not meta:
         return "it has no `meta` table (not a deadzone.db)"
     if meta.get(META_SCHEMA_VERSION) != SCHEMA_VERSION:
@@ -133,3 +139,28 @@ def _incompatibility(meta: dict[str, str], current_pin_id: str) -> str:
         return (f"it was embedded with embedder pin {meta.get(META_PIN_ID)}, this deadzone-build uses "
                 f"{current_pin_id} (vectors from different models cannot be compared)")
     return ""
+
+
+# ── files beside the db ──────────────────────────────────────────────────────
+
+MANIFEST_NAME = settings.DEFAULT_MANIFEST  # beside deadzone.db; see manifest_path
+
+
+def sha256_path(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + ".sha256")
+
+
+def manifest_path(db_path: Path) -> Path:
+    """`manifest.json` beside deadzone.db, `<db name>.manifest.json` beside any other (settings.py)."""
+    return settings.manifest_path(db_path)
+
+
+def sha256_file(path: Path, fsync: bool = False) -> str:
+    """sha256 of a file; with `fsync`, also make it durable (consolidate builds with synchronous=OFF)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+        if fsync:
+            os.fsync(fh.fileno())
+    return digest.hexdigest()

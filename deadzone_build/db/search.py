@@ -23,11 +23,12 @@ import re
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from deadzone_build.pipeline.artifact import DIMENSION
+from deadzone_build.embed.pin import DIMENSION
+from deadzone_build.embed.protocol import TextEmbedder as Embedder
 from deadzone_build.db import fusion
 from deadzone_build.db.fusion import Candidate, fts_phrases, fts_query  # noqa: F401  (re-exported)
 from deadzone_build.db.lib_names import name_score, query_words
@@ -41,10 +42,6 @@ SECTION_WINDOW = 32  # chunks read per step when a snippet looks back to its sec
 MAX_RANKED = 5000  # a phrase matching this many chunks is too common to be worth ranking by bm25
 SIGNALS = ("bm25", "vector")
 _NUMBER = re.compile(r"(\d+)")
-
-
-class Embedder(Protocol):
-    def embed(self, texts: list[str]) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)

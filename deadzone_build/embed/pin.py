@@ -55,6 +55,10 @@ EMBEDDER_PIN: dict[str, Any] = {
     "recipe": "1",
 }
 
+# The two settings the rest of the project reads, defined once (from the pin, so they cannot drift):
+DIMENSION: int = EMBEDDER_PIN["dimension"]  # floats per vector
+MAX_SEQ_LENGTH: int = EMBEDDER_PIN["max_seq_length"]  # word pieces, [CLS] and [SEP] included: the model's window
+
 
 def canonical_json(value: Any) -> str:
     """The one serialisation every digest in the project is computed over."""

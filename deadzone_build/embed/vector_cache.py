@@ -12,17 +12,15 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Sequence
 
 import blake3
 import numpy as np
 
-DIMENSION = 384
+from deadzone_build.embed.pin import DIMENSION
+from deadzone_build.embed.protocol import TextEmbedder
+
 _BATCH = 256  # texts per embed call: bounds memory and gives progress ticks
-
-
-class TextEmbedder(Protocol):
-    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 def text_digest(pin_id: str, text: str) -> bytes:

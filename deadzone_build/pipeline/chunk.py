@@ -1,12 +1,8 @@
 """Heading-aware chunking that fits the embedder's window, counted with the model's tokenizer.
 
-    section_texts(markdown)        [(heading path, section text)] in document order
     chunk_markdown(markdown, url)  [Chunk], ordinals 0..n-1, each ≤ max_tokens word pieces
 
-A *section* is the text under a heading (markdown-it-py decides what is a heading: a `#` in a
-fence of any length or `~~~` is code), up to the next heading, without its leading and
-trailing blank lines; the text before the first heading has the empty path. A heading's path
-is its ancestors' titles and its own (H1 > H2 > H3 ...). Chunks never cross sections.
+Chunks never cross sections (pipeline/sections.py: the text under a heading, with its heading path).
 
 **Recoverability.** A section's chunks are consecutive, exact slices of its text that cover
 it: `"".join(c.text for c in chunks_of_section) == section_text`. The whitespace between two
@@ -36,16 +32,15 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from markdown_it import MarkdownIt
-
 from deadzone_build.embed import model_files
-from deadzone_build.pipeline.markdown import code_line_ranges, line_starts, markdown_tokens
+from deadzone_build.embed.pin import MAX_SEQ_LENGTH
+from deadzone_build.pipeline.sections import BLOCK, CHARACTER, CODE_LINE, SENTENCE, WORD
+from deadzone_build.pipeline.sections import Section as _Section
+from deadzone_build.pipeline.sections import sections as _sections
 
 CountTokens = Callable[[list[str]], list[int]]
 PATH_SEPARATOR = " > "
 
-# Cut strengths, strongest first: the plan prefers cutting where the number is low.
-BLOCK, BLANK_LINE, LINE, CODE_LINE, SENTENCE, WORD, CHARACTER = range(7)
 # Levels at which a piece that does not fit is cut, in order; a piece past the last is kept whole.
 BLOCKS, LINES, CODE_LINES, SENTENCES, WORDS, CHARACTERS, UNCUT = range(7)
 # Whitespace as BERT's normaliser sees it (controls such as \x1c or \x85 are deleted, not spaces):
@@ -78,105 +73,10 @@ def _embedding_text(path: tuple[str, ...], text: str) -> str:
     return f"{PATH_SEPARATOR.join(path)}\n\n{text}" if path else text
 
 
-# --------------------------------------------------------------------------- sections
-
-
-@dataclass(frozen=True)
-class _Section:
-    path: tuple[str, ...]
-    text: str
-    block_starts: tuple[int, ...]  # offsets in text where a top-level block starts (0 excluded)
-    line_cuts: tuple[int, ...]  # offsets in text where a line starts (0 excluded), sorted
-    line_kinds: tuple[int, ...]  # BLANK_LINE / LINE / CODE_LINE for each of line_cuts
-
-
-def section_texts(markdown: str) -> list[tuple[tuple[str, ...], str]]:
-    """(heading path, text) of every section of `markdown`, in order; a text may be ""."""
-    return [(s.path, s.text) for s in _sections(markdown)]
-
-
-def _sections(markdown: str) -> list[_Section]:
-    env: dict = {}
-    tokens = markdown_tokens(markdown, env)
-    lines = markdown.split("\n")
-    starts = line_starts(markdown)
-    in_code = _code_lines(markdown, tokens, len(lines))
-    block_lines = sorted({t.map[0] for t in tokens if t.level == 0 and t.map and t.nesting >= 0})
-    sections: list[_Section] = []
-    stack: list[tuple[int, str]] = []
-    body_start = 0
-    for start, end, level, title in _headings(tokens, env):
-        sections.append(_section(stack, lines, starts, in_code, block_lines, body_start, start))
-        while stack and stack[-1][0] >= level:
-            stack.pop()
-        stack.append((level, title))
-        body_start = end
-    sections.append(_section(stack, lines, starts, in_code, block_lines, body_start, len(lines)))
-    return sections
-
-
-def _section(stack: list[tuple[int, str]], lines: list[str], starts: list[int], in_code: list[bool],
-             block_lines: list[int], first: int, last: int) -> _Section:
-    while first < last and not lines[first].strip():
-        first += 1
-    while last > first and not lines[last - 1].strip():
-        last -= 1
-    path = tuple(title for _, title in stack if title)
-    if first >= last:
-        return _Section(path, "", (), (), ())
-    base = starts[first]
-    text = "\n".join(lines[first:last])
-    blocks = tuple(starts[n] - base for n in block_lines[bisect.bisect_right(block_lines, first):
-                                                          bisect.bisect_left(block_lines, last)])
-    cuts = tuple(starts[n] - base for n in range(first + 1, last))
-    kinds = tuple(CODE_LINE if in_code[n] else BLANK_LINE if not lines[n - 1].strip() else LINE
-                  for n in range(first + 1, last))
-    return _Section(path, text, blocks, cuts, kinds)
-
-
-def _code_lines(markdown: str, tokens: list, count: int) -> list[bool]:
-    """Per line: True when a cut just before it would fall inside a code block."""
-    flags = [False] * count
-    for start, end in code_line_ranges(markdown, tokens):
-        for n in range(start + 1, min(end, count)):
-            flags[n] = True
-    return flags
-
-
-def _headings(tokens: list, env: dict) -> list[tuple[int, int, int, str]]:
-    """(first line, end line, level, title) of every top-level heading."""
-    found = []
-    for i, token in enumerate(tokens):
-        if token.type == "heading_open" and token.level == 0 and token.map:
-            title = heading_title(tokens[i + 1].content, env)
-            found.append((token.map[0], token.map[1], int(token.tag[1:]), title))
-    return found
-
-
-_INLINE = MarkdownIt("commonmark", {"html": True})
-
-
-def heading_title(source: str, env: dict | None = None) -> str:
-    """A heading's text as a reader sees it: markup dropped, `code` kept in backticks, links
-    (reference links resolved through `env`) reduced to their text."""
-    if not any(c in source for c in "*_`[]<>!&\\"):
-        return " ".join(source.split())
-    parts: list[str] = []
-    inline = _INLINE.parseInline(source, dict(env or {}))[0]
-    for child in inline.children or []:
-        if child.type in ("text", "image"):
-            parts.append(child.content)
-        elif child.type == "code_inline":
-            parts.append(f"{child.markup}{child.content}{child.markup}")
-        elif child.type in ("softbreak", "hardbreak"):
-            parts.append(" ")
-    return " ".join("".join(parts).split())
-
-
 # --------------------------------------------------------------------------- chunking
 
 
-def chunk_markdown(markdown: str, url: str, *, max_tokens: int = model_files.MAX_SEQ_LENGTH,
+def chunk_markdown(markdown: str, url: str, *, max_tokens: int = MAX_SEQ_LENGTH,
                    count_tokens: CountTokens = model_files.count_tokens,
                    min_tokens: int = 48) -> list[Chunk]:
     """The chunks of one document, in order, ordinals 0..n-1 (the caller renumbers per slot).
@@ -235,14 +135,15 @@ class _OffsetCounter(_Counter):
     Only cuts inside a word (CHARACTERS) break that: those pieces and chunks are counted.
     """
 
-    def __init__(self, count_tokens: CountTokens, sections: list[_Section], path_costs: list[int | None]) -> None:
+    def __init__(self, count_tokens: model_files.TokenCounter, sections: list[_Section],
+                 path_costs: list[int | None]) -> None:
         super().__init__(count_tokens, sections, path_costs)
+        self.tokenizer = count_tokens.tokenizer
         self.encodings: list = []
         self.starts: dict[int, list[int]] = {}
 
     def whole(self) -> list[int]:
-        tokenizer = model_files.load_tokenizer(truncate=False)
-        self.encodings = tokenizer.encode_batch([s.text for s in self.sections], add_special_tokens=False)
+        self.encodings = self.tokenizer.encode_batch([s.text for s in self.sections], add_special_tokens=False)
         return [o + len(e) for o, e in zip(self.overhead, self.encodings)]
 
     def pieces(self, spans: list[tuple[int, int, int, int]]) -> list[int]:
@@ -278,7 +179,7 @@ class _Planner:
             _Section(fitted[s.path][0], s.text, s.block_starts, s.line_cuts, s.line_kinds)
             if s.path else s for s in sections
         ]
-        fast = count_tokens is model_files.count_tokens
+        fast = isinstance(count_tokens, model_files.TokenCounter)  # the model's own tokenizer: offsets add up
         path_costs = [fitted[s.path][1] if s.path else None for s in sections]
         self.counter = (_OffsetCounter if fast else _Counter)(count_tokens, self.sections, path_costs)
         self.overhead = self.counter.overhead

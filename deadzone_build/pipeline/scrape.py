@@ -12,27 +12,23 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any
 
 import httpx
-import numpy as np
 
 from deadzone_build.errors import ScrapeError
 from deadzone_build.sources import fetch
 from deadzone_build.pipeline.artifact import artifact_is_current, write_artifact
 from deadzone_build.pipeline.chunk import Chunk, chunk_markdown, embedding_text
 from deadzone_build.registry.keys import SlotKey, keyed
-from deadzone_build.embed.model_files import MAX_SEQ_LENGTH
-from deadzone_build.embed.pin import pin_id
+from deadzone_build.embed import model_files
+from deadzone_build.embed.pin import MAX_SEQ_LENGTH, pin_id
+from deadzone_build.embed.protocol import TextEmbedder
 from deadzone_build.registry.load import Slot
 from deadzone_build.embed.vector_cache import VectorCache, embed_cached
 from deadzone_build.freshness.verify import check_against_lock, lock_on_first_use
 from deadzone_build.sources import ProgressFn, SourceContext, SourceResult, source_for
 
-
-
-class Embeds(Protocol):
-    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 @dataclass
@@ -67,7 +63,7 @@ _embedders: dict[Path, Any] = {}
 _embedders_lock = threading.Lock()
 
 
-def shared_embedder(cache_dir: Path) -> Embeds:
+def shared_embedder(cache_dir: Path) -> TextEmbedder:
     """One Embedder per process and cache dir (an ONNX session is thread-safe and costly to load)."""
     from deadzone_build.embed.embedder import Embedder  # imported late: `list`, `explain` and doit no-ops need no model
 
@@ -86,7 +82,7 @@ def library_text(slot: Slot) -> str:
 
 
 def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: httpx.Client | None = None,
-                fetch_settings: fetch.FetchSettings | None = None, embedder: Embeds | None = None,
+                fetch_settings: fetch.FetchSettings | None = None, embedder: TextEmbedder | None = None,
                 progress: ProgressFn | None = None, force: bool = False,
                 key: SlotKey | None = None, lock_path: Path | None = None) -> ScrapeOutcome:
     """Build `artifacts_dir/<slug>/` for `slot` unless a verified artifact with its key is there.
@@ -105,13 +101,8 @@ def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: htt
     tick = progress or (lambda stage, done, total: None)
 
     started = time.perf_counter()
-    own_client = client is None
-    client = client or fetch.make_client(settings)
-    try:
-        source = collect(slot, SourceContext(client, settings, tick, cache_dir=Path(cache_dir)))
-    finally:
-        if own_client:
-            client.close()
+    client = client or fetch.shared_client(settings)  # one per process: no SSL context per slot
+    source = collect(slot, SourceContext(client, settings, tick, cache_dir=Path(cache_dir)))
     outcome.seconds["fetch"] = time.perf_counter() - started
     check_against_lock(slot, source.reports)
     # A fetch with transient drops is never locked: the lock would record "nothing" for those URLs
@@ -125,7 +116,7 @@ def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: htt
             return ScrapeOutcome(slot, "up-to-date", target)
 
     started = time.perf_counter()
-    chunks, reports = _chunk_documents(source)
+    chunks, reports = _chunk_documents(source, model_files.TokenCounter(cache_dir))
     outcome.seconds["chunk"] = time.perf_counter() - started
     if not chunks:
         raise ScrapeError(f"{slot.label}: no artifact written: its documents gave 0 chunks (every body was "
@@ -158,12 +149,17 @@ def scrape_slot(slot: Slot, *, artifacts_dir: Path, cache_dir: Path, client: htt
     return outcome
 
 
-def _chunk_documents(source: SourceResult) -> tuple[list[Chunk], list[dict[str, Any]]]:
-    """Chunks of every document, numbered across the slot, and the per-URL report with chunk counts."""
+def _chunk_documents(source: SourceResult, count_tokens: model_files.TokenCounter
+                     ) -> tuple[list[Chunk], list[dict[str, Any]]]:
+    """Chunks of every document, numbered across the slot, and the per-URL report with chunk counts.
+
+    `count_tokens` reads the embedder's own verified tokenizer.json (the cache's, or the installed
+    model package's), so every chunk fits the window the embedder cuts at."""
     chunks: list[Chunk] = []
     per_url: dict[str, int] = {}
     for document in source.documents:
-        doc_chunks = chunk_markdown(document.markdown, document.url, max_tokens=MAX_SEQ_LENGTH)
+        doc_chunks = chunk_markdown(document.markdown, document.url, max_tokens=MAX_SEQ_LENGTH,
+                                    count_tokens=count_tokens)
         per_url[document.source_url] = per_url.get(document.source_url, 0) + len(doc_chunks)
         chunks.extend(doc_chunks)
     reports = [{**report, "chunks": per_url.get(report["url"], 0) if report["status"] == "ok" else 0}

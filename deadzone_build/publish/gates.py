@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from deadzone_build.db import schema as dbschema
+from deadzone_build.db.read import compatibility_problem
 from deadzone_build.errors import DatabaseError, ReleaseError
-from deadzone_build.embed.pin import pin_id
 from deadzone_build.registry.keys import registry_digest
 from deadzone_build.registry.load import load_registry
 from deadzone_build.settings import manifest_path
@@ -182,14 +182,10 @@ def _check_checksum_file(db: Path, digest: str) -> None:
 
 
 def _check_meta(db: Path, meta: Mapping[str, str], registry: Path, allow_missing: bool) -> None:
-    schema = meta.get(dbschema.META_SCHEMA_VERSION)
-    if schema != dbschema.SCHEMA_VERSION:
-        raise DatabaseError(f"{db} has schema version {schema!r}, this deadzone-build writes "
-                            f"{dbschema.SCHEMA_VERSION!r}; {_REBUILD}.")
-    pinned = meta.get(dbschema.META_PIN_ID)
-    if pinned != pin_id():
-        raise DatabaseError(f"{db} was embedded with pin {pinned!r}, the current embedder pin is {pin_id()!r}; "
-                            f"re-run `doit` so every library is embedded with the current model.")
+    problem = compatibility_problem(dict(meta))  # the same schema/pin rule every reader applies
+    if problem:
+        raise DatabaseError(f"{db}: {problem}; re-run `doit` so every library is embedded with the current "
+                            f"model, then {_REBUILD}.")
     lib_filter = meta.get(dbschema.META_LIB_FILTER)
     if lib_filter != "":
         what = "records no lib_filter" if lib_filter is None else f"was built from --lib {lib_filter} only"

@@ -8,6 +8,7 @@ artifact's meta so `explain` can say which input changed.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -75,7 +76,17 @@ def key_from_inputs(slug: str, inputs: dict[str, Any]) -> str:
 
 def slot_key(slot: Slot, pin: dict[str, Any] | None = None) -> str:
     """The content key of `slot` under `pin` (default: the current embedder pin)."""
+    if pin is None:
+        return _current_key(slot, canonical_json(source_key_inputs(slot)))
     return key_from_inputs(slot.slug, key_inputs(slot, pin))
+
+
+@functools.lru_cache(maxsize=None)
+def _current_key(slot: Slot, source_inputs: str) -> str:
+    # A run asks for each slot's key several times (doit's scrape and consolidate checks, plan,
+    # the manifest). Under the current pin it depends on the (frozen) Slot and on its kind's extra
+    # inputs, which may follow the environment (scrape-via-agent's endpoint): both are the cache key.
+    return key_from_inputs(slot.slug, key_inputs(slot, None))
 
 
 @dataclass(frozen=True)

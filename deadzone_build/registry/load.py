@@ -21,7 +21,7 @@ import yaml
 
 from deadzone_build.errors import RegistryError, SelectionError
 
-try:  # the C composer is ~4x faster on a large registry (NOTES.md)
+try:  # the C composer (libyaml) is ~4x faster than the pure-Python one on a large registry
     from yaml import CSafeLoader as _Loader
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
@@ -62,7 +62,7 @@ class Slot:
 
 
 def slug_for(lib_id: str, version: str) -> str:
-    """`/a/b` + `1.2` → `a_b_1.2` (DESIGN.md)."""
+    """`/a/b` + `1.2` → `a_b_1.2`: the slot's artifact directory and doit task name (unversioned: `a_b`)."""
     slug = lib_id.lstrip("/").replace("/", "_")
     return f"{slug}_{version}" if version else slug
 

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from threading import Lock
 
-from deadzone_build.embed.model_files import load_tokenizer
+from deadzone_build.embed import model_files
 
 FENCE = "```"
 _FENCE_LINE = re.compile(r"^\s{0,3}(```|~~~)", re.MULTILINE)
@@ -44,7 +44,7 @@ def count_pieces(texts: list[str]) -> list[int]:
         known = {t: _counted[t] for t in texts if t in _counted}
     missing = [t for t in dict.fromkeys(texts) if t not in known]
     if missing:
-        encodings = load_tokenizer(truncate=False).encode_batch(missing, add_special_tokens=False)
+        encodings = model_files.count_tokens.tokenizer.encode_batch(missing, add_special_tokens=False)
         fresh = {text: len(encoding.ids) for text, encoding in zip(missing, encodings)}
         known.update(fresh)
         with _counted_lock:
@@ -59,7 +59,7 @@ def cut_to_budget(text: str, budget: int) -> Cut:
 
     Returns an empty cut when not even one line, sentence or word fits.
     """
-    tokenizer = load_tokenizer(truncate=False)
+    tokenizer = model_files.count_tokens.tokenizer
     encoding = tokenizer.encode(text, add_special_tokens=False)
     if len(encoding.ids) <= budget:
         return Cut(text, len(encoding.ids), False)

@@ -25,12 +25,13 @@ import weakref
 from collections import OrderedDict
 from pathlib import PurePosixPath
 from threading import Lock
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
 
 from deadzone_build.db.search import Hit, SearchIndex
+from deadzone_build.embed.protocol import TextEmbedder as Embedder
 from deadzone_build.errors import SelectionError
 from deadzone_build.serve.budget import count_pieces, cut_to_budget
 
@@ -39,10 +40,6 @@ MIN_TOKENS = 1000
 MAX_SNIPPETS = 10
 DEFAULT_LIBRARIES = 10
 MAX_LIBRARIES = 50
-
-
-class Embedder(Protocol):
-    def embed(self, texts: list[str]) -> np.ndarray: ...
 
 
 class QueryEmbedder:

@@ -1,6 +1,7 @@
 """Fetching documents over HTTP: one result per URL, never an exception for one bad URL.
 
     make_client(settings, rewrite=, token=) -> httpx.Client   rewrite + GitHub token live in its transport
+    shared_client(settings)                 -> httpx.Client   one per process (and settings), closed at exit
     fetch_all(urls, client, settings)       -> [FetchResult]   input order, bounded concurrency, retries
     slot_failure(results)                   -> str | None      the policy: when a slot gives up
 
@@ -54,8 +55,8 @@ from deadzone_build.retry import backoff, is_rate_limited, server_wait
 from deadzone_build.sources.network import (  # noqa: F401 - part of this module's interface
     OFFLINE_HINT, UNREACHABLE_AFTER_SLOTS, _health, network_looks_unreachable, offline_hint, reset_network_health)
 from deadzone_build.sources.transport import (  # noqa: F401 - part of this module's interface
-    CLIENT_REWRITES, REWRITE_ENV, REWRITE_FORM, USER_AGENT, is_github_url, make_client, parse_rewrite,
-    redirect_problem, rewrite_from_env, rewrite_url)
+    CLIENT_REWRITES, REWRITE_ENV, REWRITE_FORM, USER_AGENT, close_shared_clients, is_github_url, make_client,
+    parse_rewrite, redirect_problem, rewrite_from_env, rewrite_url, shared_client)
 from deadzone_build.sources.body import (BINARY_ACCEPT, DOC_ACCEPT, TEXT_ACCEPT, Accept, DeadlinePassed, TooLarge,
                                          UndecodableBody, body_problem, media_problem, read_bounded)
 

@@ -84,7 +84,8 @@ def check_versions() -> None:
             found = "not installed"
         if found != pinned:
             raise ScrapeError(f"scrape-via-agent needs {name}=={pinned} (the slot key names it) but finds "
-                              f"{found}; install the versions pinned in pyproject.toml.")
+                              f"{found}; install the optional HTML extractor: pip install 'deadzone-build[html]' "
+                              "(the versions pinned in pyproject.toml).")
 
 
 def extract_markdown(html: str, url: str) -> Extraction:
