@@ -19,7 +19,8 @@ import pytest
 from conftest import REPO
 from deadzone_build.ci.plan import reusable_keys
 from deadzone_build.db import consolidate as consolidate_module
-from deadzone_build.db.consolidate import consolidate, db_is_current, manifest_path, sha256_path
+from deadzone_build.db.consolidate import consolidate, manifest_path, sha256_path
+from deadzone_build.db.read import db_is_current
 from deadzone_build.errors import DatabaseError, ScrapeError
 from deadzone_build.pipeline.artifact import artifact_is_current, read_artifact, verify_artifact, write_artifact
 from deadzone_build.pipeline.explain import explain_slot

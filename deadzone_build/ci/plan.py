@@ -96,19 +96,10 @@ def reusable_keys(db_path: str | Path, log: Callable[[str], None] = lambda line:
         log(f"{path}: built for schema {meta.get(META_SCHEMA_VERSION)} and embedder pin {meta.get(META_PIN_ID)}, "
             f"this deadzone-build uses schema {SCHEMA_VERSION} and pin {pin_id()}: nothing in it is reused")
         return set()
-    return keys - _incomplete_keys(path)
+    from deadzone_build.db.read import incomplete_keys
 
+    return keys - incomplete_keys(path)  # released with --allow-incomplete: scraped again, never reused
 
-def _incomplete_keys(path: Path) -> set[str]:
-    """Keys of slots released incomplete (`release --allow-incomplete`): planned to scrape, never reused."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:  # meta_json is meta.json's exact text (sorted keys, indent 1)
-        return {row[0] for row in conn.execute(
-            "SELECT key FROM libraries WHERE meta_json LIKE '%' || ? || '%'", ('\n "incomplete": true,',))}
-    except sqlite3.OperationalError:  # a db without meta_json records nothing incomplete
-        return set()
-    finally:
-        conn.close()
 
 
 def cached_keys_from_file(path: str | Path) -> set[str]:

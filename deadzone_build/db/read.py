@@ -50,6 +50,18 @@ def library_keys(db_path: str | Path) -> set[str]:
         raise DatabaseError(f"{path}: not a readable deadzone.db ({exc}).") from None
 
 
+def incomplete_keys(db_path: str | Path) -> set[str]:
+    """Keys of the slots whose artifact was incomplete (a URL failed transiently) when consolidated."""
+    conn = sqlite3.connect(f"file:{Path(db_path)}?mode=ro", uri=True)
+    try:
+        return {row[0] for row in conn.execute(
+            "SELECT key FROM libraries WHERE json_extract(meta_json, '$.incomplete') = 1")}
+    except sqlite3.DatabaseError:  # an older or foreign db records nothing incomplete
+        return set()
+    finally:
+        conn.close()
+
+
 def compatibility_problem(meta: dict[str, str]) -> str:
     """Why this deadzone-build cannot use a db with this `meta` table (schema, pin), or ""."""
     return S.incompatibility(meta, pin_id())

@@ -42,11 +42,12 @@ import dataclasses
 import hashlib
 import math
 import os
+import queue
+import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import httpx
 
@@ -192,23 +193,52 @@ def fetch_all(urls: Sequence[str], client: httpx.Client, settings: FetchSettings
             _health.record(results)
             return results
     results: list[FetchResult | None] = [None] * len(urls)
-    pool = ThreadPoolExecutor(max_workers=min(settings.concurrency, len(urls)), thread_name_prefix="fetch")
-    try:
-        futures: dict[Future[FetchResult], int] = {
-            pool.submit(fetch_one, url, client, settings, sleep, accept, deadline=slot_deadline): index
-            for index, url in enumerate(urls)}
-        for future in as_completed(futures):
-            result = future.result()
-            results[futures[future]] = result
-            if on_result is not None:
-                on_result(result)
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C should not wait out every backoff
-        raise
-    pool.shutdown()
+    for index, result in _in_daemon_threads(urls, min(settings.concurrency, len(urls)),
+                                            lambda url: fetch_one(url, client, settings, sleep, accept,
+                                                                  deadline=slot_deadline)):
+        results[index] = result
+        if on_result is not None:
+            on_result(result)
     done = [result for result in results if result is not None]
     _health.record(done)
     return done
+
+
+def _in_daemon_threads(urls: Sequence[str], workers: int,
+                       work: Callable[[str], FetchResult]) -> Iterator[tuple[int, FetchResult]]:
+    """(index, result) in completion order, from `workers` daemon threads.
+
+    Daemon threads, not a ThreadPoolExecutor: the interpreter joins an executor's threads at exit,
+    so a Ctrl-C during a stalled read (the shared client stays open) waited out every read timeout
+    and retry before the process could end. An abandoned daemon thread just dies with it."""
+    jobs: queue.SimpleQueue[tuple[int, str] | None] = queue.SimpleQueue()
+    done: queue.SimpleQueue[tuple[int, FetchResult | BaseException]] = queue.SimpleQueue()
+    stop = threading.Event()
+    for item in enumerate(urls):
+        jobs.put(item)
+
+    def worker() -> None:
+        while not stop.is_set():
+            item = jobs.get()
+            if item is None:
+                return
+            index, url = item
+            try:
+                done.put((index, work(url)))
+            except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+                done.put((index, exc))
+
+    for n in range(workers):
+        jobs.put(None)
+        threading.Thread(target=worker, name=f"fetch-{n}", daemon=True).start()
+    try:
+        for _ in urls:
+            index, outcome = done.get()
+            if isinstance(outcome, BaseException):
+                raise outcome
+            yield index, outcome
+    finally:
+        stop.set()  # no new URL starts after an interrupt or an error
 
 
 def fetch_one(url: str, client: httpx.Client, settings: FetchSettings,
