@@ -33,11 +33,13 @@ slots try their first URL once, and if that fails too, drop every URL without wa
 
 The client (`make_client`: rewrites and the token on the wire only) and the redirect rule live in
 sources/transport.py, the network-health memory in sources/network.py, body reading and the
-per-kind content checks in sources/body.py; this module re-exports their public names.
+per-kind content checks in sources/body.py, the slot policy and drop lines in sources/policy.py;
+this module re-exports their public names.
 """
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import hashlib
 import math
@@ -53,20 +55,20 @@ import httpx
 
 from deadzone_build.errors import FetchError
 from deadzone_build.retry import backoff, is_rate_limited, server_wait
+from deadzone_build.settings import github_token
 from deadzone_build.sources.network import (  # noqa: F401 - part of this module's interface
     OFFLINE_HINT, UNREACHABLE_AFTER_SLOTS, _health, network_looks_unreachable, offline_hint, reset_network_health)
 from deadzone_build.sources.transport import (  # noqa: F401 - part of this module's interface
-    CLIENT_REWRITES, REWRITE_ENV, REWRITE_FORM, USER_AGENT, close_shared_clients, is_github_url, make_client,
-    parse_rewrite, redirect_problem, rewrite_from_env, rewrite_url, shared_client)
+    CLIENT_REWRITES, REWRITE_ENV, REWRITE_FORM, USER_AGENT, is_github_url, make_client, parse_rewrite,
+    redirect_problem, rewrite_from_env, rewrite_url)
+from deadzone_build.sources.policy import (  # noqa: F401 - part of this module's interface
+    MAX_DROP_FRACTION, describe_drop, fetch_failed, incomplete_urls, slot_failure)
 from deadzone_build.sources.body import (BINARY_ACCEPT, DOC_ACCEPT, TEXT_ACCEPT, Accept, DeadlinePassed, TooLarge,
                                          UndecodableBody, body_problem, media_problem, read_bounded)
 
-# A slot fails when more than this fraction of its URLs were dropped (or all of them).
-MAX_DROP_FRACTION = 0.5
 
 _GONE = frozenset({404, 410})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})  # not 304 Not Modified (a conditional fetch's answer)
-_LISTED_IN_MESSAGE = 10
 DOC_DEADLINE_ENV = "DEADZONE_DOC_DEADLINE"
 SLOT_DEADLINE_ENV = "DEADZONE_SLOT_DEADLINE"
 DEFAULT_DOC_DEADLINE = 120.0
@@ -152,6 +154,39 @@ class FetchResult:
         if not self.ok and self.retryable:
             entry["retryable"] = True
         return entry
+
+
+# ── one client per process ───────────────────────────────────────────────────
+_shared_clients: dict[tuple[FetchSettings, tuple[tuple[str, str], ...], str], httpx.Client] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_client(settings: FetchSettings) -> httpx.Client:
+    """The process's client for these settings and the environment's rewrite and token.
+
+    Building a client costs an SSL context (certifi's bundle parsed: ~16 ms, more than a small
+    slot's whole fetch), so the slots of a run share one; its pool keeps connections per host
+    alive between slots. Closed at interpreter exit; callers must not close it.
+    """
+    rewrite, token = tuple(rewrite_from_env()), github_token() or ""
+    key = (settings, rewrite, hashlib.sha256(token.encode()).hexdigest())  # the token itself is never kept as a key
+    with _shared_lock:
+        client = _shared_clients.get(key)
+        if client is None or client.is_closed:
+            client = _shared_clients[key] = make_client(settings, rewrite=list(rewrite), token=token)
+        return client
+
+
+def close_shared_clients() -> None:
+    """Close every shared client (at exit; tests call it to start from none)."""
+    with _shared_lock:
+        clients = list(_shared_clients.values())
+        _shared_clients.clear()
+    for client in clients:
+        client.close()
+
+
+atexit.register(close_shared_clients)
 
 
 # ── fetching ─────────────────────────────────────────────────────────────────
@@ -411,51 +446,3 @@ def _dropped(url: str, status: int | None, reason: str) -> FetchResult:
 def _too_large(url: str, status: int, settings: FetchSettings) -> FetchResult:
     return _dropped(url, status, f"larger than {settings.max_bytes} bytes (the per-document cap); "
                                  "link smaller pages or raise max_bytes.")
-
-
-def describe_drop(report: dict[str, Any]) -> str:
-    """`URL: reason` for a dropped URL's report, naming the URL actually requested when
-    DEADZONE_URL_REWRITE rewrote it (the report itself keeps the registry URL)."""
-    url = str(report.get("url", ""))
-    try:
-        wire = rewrite_url(url, rewrite_from_env())
-    except FetchError:
-        wire = url
-    via = f" (fetched as {wire})" if wire != url else ""
-    final = f" (redirected to {report['final_url']})" if report.get("final_url") else ""
-    return f"{url}{via}{final}: {report.get('reason')}"
-
-
-# ── policy ───────────────────────────────────────────────────────────────────
-
-
-def slot_failure(results: Sequence[FetchResult], max_drop_fraction: float = MAX_DROP_FRACTION) -> str | None:
-    """Why the slot must fail, or None when it may be built from what was fetched.
-
-    The slot fails when it has no URLs, when every URL was dropped, or when more than
-    `max_drop_fraction` of them were (by default more than half: a library missing most of its
-    docs is worse than the previous artifact).
-    """
-    if not 0 <= max_drop_fraction <= 1:
-        raise ValueError(f"max_drop_fraction must be between 0 and 1, not {max_drop_fraction}")
-    if not results:
-        return "there are no URLs to fetch; add at least one URL to the registry entry."
-    dropped = [result for result in results if not result.ok]
-    if len(dropped) < len(results) and len(dropped) <= max_drop_fraction * len(results):
-        return None
-    how = "every URL" if len(dropped) == len(results) else f"more than {max_drop_fraction:.0%} of the URLs"
-    listed = "; ".join(f"{result.url} ({result.reason})" for result in dropped[:_LISTED_IN_MESSAGE])
-    more = f"; and {len(dropped) - _LISTED_IN_MESSAGE} more" if len(dropped) > _LISTED_IN_MESSAGE else ""
-    return (f"{len(dropped)} of {len(results)} URLs could not be fetched ({how}): {listed}{more}. "
-            "Fix or remove those URLs in the registry, or retry later if the errors were transient.")
-
-
-def fetch_failed(results: Sequence[FetchResult], max_drop_fraction: float = MAX_DROP_FRACTION) -> bool:
-    """True when `slot_failure` has a reason to fail the slot."""
-    return slot_failure(results, max_drop_fraction) is not None
-
-
-def incomplete_urls(reports: Sequence[dict[str, Any]]) -> list[str]:
-    """The URLs of a slot's report dropped for a cause that may pass (5xx, 429, timeout, network,
-    deadline): an artifact built without them is `incomplete` (see the module docstring)."""
-    return [str(r.get("url")) for r in reports if r.get("status") != "ok" and r.get("retryable")]

@@ -9,10 +9,7 @@ URL keeps its token when it is rewritten (that is how the local test server sees
 
 from __future__ import annotations
 
-import atexit
-import hashlib
 import os
-import threading
 import weakref
 from typing import TYPE_CHECKING, Sequence
 from urllib.parse import urlsplit
@@ -137,37 +134,6 @@ def make_client(settings: FetchSettings, *, rewrite: list[tuple[str, str]] | Non
 
 CLIENT_REWRITES: weakref.WeakKeyDictionary[httpx.Client, tuple[tuple[str, str], ...]] = weakref.WeakKeyDictionary()
 
-
-_shared_clients: dict[tuple[FetchSettings, tuple[tuple[str, str], ...], str], httpx.Client] = {}
-_shared_lock = threading.Lock()
-
-
-def shared_client(settings: FetchSettings) -> httpx.Client:
-    """The process's client for these settings and the environment's rewrite and token.
-
-    Building a client costs an SSL context (certifi's bundle parsed: ~16 ms, more than a small
-    slot's whole fetch), so the slots of a run share one; its pool keeps connections per host
-    alive between slots. Closed at interpreter exit; callers must not close it.
-    """
-    rewrite, token = tuple(rewrite_from_env()), github_token() or ""
-    key = (settings, rewrite, hashlib.sha256(token.encode()).hexdigest())  # the token itself is never kept as a key
-    with _shared_lock:
-        client = _shared_clients.get(key)
-        if client is None or client.is_closed:
-            client = _shared_clients[key] = make_client(settings, rewrite=list(rewrite), token=token)
-        return client
-
-
-def close_shared_clients() -> None:
-    """Close every shared client (at exit; tests call it to start from none)."""
-    with _shared_lock:
-        clients = list(_shared_clients.values())
-        _shared_clients.clear()
-    for client in clients:
-        client.close()
-
-
-atexit.register(close_shared_clients)
 
 
 # ── redirects ────────────────────────────────────────────────────────────────
