@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Callable
 
 
 def write_synced(path: Path, data: bytes) -> None:
@@ -41,3 +44,23 @@ def write_atomic(path: Path, data: bytes | str) -> None:
         fsync_dir(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def swap_in_dir(staging: Path, target: Path, is_good: Callable[[Path], bool], *, replace: bool = False) -> None:
+    """Rename directory `staging` to `target` (the caller removes `staging` afterwards if it is left).
+
+    A `target` that `is_good` (another process finished first) is kept unless `replace`: its
+    files may be open. Any other existing `target` is moved aside first, because a rename cannot
+    replace a non-empty directory. Losing the final rename to a process that put a good `target`
+    in place is not an error."""
+    if target.exists():
+        if not replace and is_good(target):
+            return
+        stale = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale-", dir=target.parent))
+        os.replace(target, stale / "old")
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        os.rename(staging, target)
+    except OSError:
+        if not is_good(target):
+            raise

@@ -31,7 +31,7 @@ import blake3
 import numpy as np
 from tokenizers import Tokenizer
 
-from deadzone_build.atomic import write_synced
+from deadzone_build.atomic import swap_in_dir, write_synced
 from deadzone_build.embed import model_files
 from deadzone_build.embed.model_files import read_pinned_file
 from deadzone_build.embed.pin import DIMENSION, EMBEDDER_PIN, MAX_SEQ_LENGTH, pin_id
@@ -146,24 +146,13 @@ def _install(cache_dir: Path, data: bytes) -> None:
     target = model_path(cache_dir).parent
     target.parent.mkdir(parents=True, exist_ok=True)
     # `.<pin>.tmp-<pid>-…`: a killed build's leftover (tens of MB) is removed by the next one
-    remove_stale(target.parent, re.compile(re.escape(f".{target.name}.") + r"(?:tmp|stale)-(?P<pid>[0-9]+)-.+"))
+    remove_stale(target.parent, re.compile(re.escape(f".{target.name}.") + r"tmp-(?P<pid>[0-9]+)-.+"))
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     try:
         staging.chmod(0o755)  # mkdtemp makes it private; the cache is an ordinary directory
         write_synced(staging / MODEL_FILE, data)
         write_synced(staging / MANIFEST_FILE, _manifest(data).encode())
-        if target.exists():
-            if model_is_current(cache_dir):  # another process finished first
-                return
-            # corrupt: move it aside first (a rename cannot replace a non-empty directory)
-            stale = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale-{os.getpid()}-", dir=target.parent))
-            os.replace(target, stale / "old")
-            shutil.rmtree(stale, ignore_errors=True)
-        try:
-            os.rename(staging, target)
-        except OSError:
-            if not model_is_current(cache_dir):  # another process won the race with a good model
-                raise
+        swap_in_dir(staging, target, lambda _: model_is_current(cache_dir))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

