@@ -18,8 +18,9 @@ import pytest
 
 from deadzone_build.pipeline.artifact import (
     CHUNKS_FILE, LIBRARY_FILE, META_FILE, VECTORS_FILE, ArtifactIsCurrent, artifact_is_current,
-    read_artifact, recover, recover_once, verify_artifact, write_artifact,
+    read_artifact, verify_artifact, write_artifact,
 )
+from deadzone_build.pipeline.scratch import recover, recover_once
 from deadzone_build.errors import ArtifactError
 from deadzone_build.registry.keys import slot_key
 from deadzone_build.embed.pin import pin_id

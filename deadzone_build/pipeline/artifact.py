@@ -9,7 +9,7 @@
 A directory is an artifact only when its meta parses, names the expected key and every digest and
 row count checks out; anything else is rebuilt. Writes go to `.tmp-<slug>-<pid>-<token>` beside the
 target and are swapped in by renames (old one set aside as `.old-<slug>-<pid>-<token>` first), so a
-crash at any moment leaves the old artifact or the new one; `recover` finishes or undoes a swap
+crash at any moment leaves the old artifact or the new one; `scratch.recover` finishes or undoes a swap
 interrupted by a crash. One writer per slug at a time (doit runs a task once); different slugs may be
 written concurrently.
 
@@ -24,10 +24,7 @@ import errno
 import inspect
 import json
 import os
-import re
-import secrets
 import shutil
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +37,7 @@ from deadzone_build.atomic import fsync_dir, write_synced
 from deadzone_build.errors import ArtifactError
 from deadzone_build.registry.keys import PIPELINE_VERSION, key_from_inputs
 from deadzone_build.embed.pin import DIMENSION, canonical_json, pin_id_of
+from deadzone_build.pipeline.scratch import recover_once, release, scratch_dir
 from deadzone_build.registry.load import Slot
 
 FORMAT = 1
@@ -55,12 +53,6 @@ _META_FIELD_SET = frozenset(META_FIELDS)
 _F32 = np.dtype("<f4")
 
 # `.tmp-<slug>-<pid>-<token>`: the fixed-shape tail lets a slug containing `-` be parsed back exactly.
-_SCRATCH = re.compile(r"\.(?P<kind>tmp|old)-(?P<slug>.+)-(?P<pid>[0-9]+)-(?P<token>[0-9a-f]{12})")
-_SCRATCH_PREFIXES = (".tmp-", ".old-")
-_in_flight: set[str] = set()  # scratch dir names this process is writing right now
-_in_flight_lock = threading.Lock()
-_swept: set[str] = set()  # artifacts dirs `recover` has swept in this process (as given, and resolved)
-_swept_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -137,7 +129,7 @@ def write_artifact_files(artifacts_dir: Path, slug: str, blobs: dict[str, bytes]
     """Write the four files of an artifact (meta last), verify them, then swap them into place."""
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     recover_once(artifacts_dir)
-    tmp = _scratch_dir(artifacts_dir, "tmp", slug)
+    tmp = scratch_dir(artifacts_dir, "tmp", slug)
     try:
         tmp.mkdir()
         for name in (*DATA_FILES, META_FILE):  # meta last: without it the directory is not an artifact
@@ -159,7 +151,7 @@ def write_artifact_files(artifacts_dir: Path, slug: str, blobs: dict[str, bytes]
                                     "time, then scrape it again.") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        _release(tmp)
+        release(tmp)
     return artifacts_dir / slug
 
 
@@ -208,23 +200,11 @@ def _checked_counts(slot: Slot, counts: dict[str, Any], chunks: list[dict[str, A
     return counts
 
 
-def _scratch_dir(artifacts_dir: Path, kind: str, slug: str) -> Path:
-    path = artifacts_dir / f".{kind}-{slug}-{os.getpid()}-{secrets.token_hex(6)}"
-    with _in_flight_lock:
-        _in_flight.add(path.name)
-    return path
-
-
-def _release(path: Path) -> None:
-    with _in_flight_lock:
-        _in_flight.discard(path.name)
-
-
 def _swap_in(artifacts_dir: Path, slug: str, tmp: Path) -> None:
     target = artifacts_dir / slug
     old = None
     if target.exists() or target.is_symlink():
-        old = _scratch_dir(artifacts_dir, "old", slug)
+        old = scratch_dir(artifacts_dir, "old", slug)
         os.rename(target, old)  # from here until the next rename, recover() restores `old`
     try:
         os.rename(tmp, target)
@@ -236,87 +216,7 @@ def _swap_in(artifacts_dir: Path, slug: str, tmp: Path) -> None:
     finally:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-            _release(old)
-
-
-# ── recovery ─────────────────────────────────────────────────────────────────
-
-
-def recover(artifacts_dir: Path) -> None:
-    """Undo the swaps crashes interrupted and drop the scratch dirs dead writers left, for every slug.
-
-    Lists `artifacts_dir` once: for each slug whose directory is gone, the newest `.old-<slug>-*` of
-    a dead writer is renamed back into place; every other stale `.tmp-`/`.old-` dir is deleted.
-    Scratch dirs of a live writer (this process's threads, or another live process) are left alone.
-    """
-    artifacts_dir = Path(artifacts_dir)
-    try:
-        entries = [e for e in os.scandir(artifacts_dir) if e.name.startswith(_SCRATCH_PREFIXES)]
-    except FileNotFoundError:
-        return
-    by_slug: dict[str, list[os.DirEntry[str]]] = {}
-    for entry in entries:
-        slug = _stale_scratch_slug(entry.name)
-        if slug is not None:
-            by_slug.setdefault(slug, []).append(entry)
-    restored = False
-    for slug, stale in by_slug.items():
-        target = artifacts_dir / slug
-        olds = sorted((e for e in stale if e.name.startswith(".old-")), key=lambda e: e.stat().st_mtime_ns)
-        if olds and not (target.exists() or target.is_symlink()):
-            newest = olds[-1]
-            os.rename(newest.path, target)
-            restored = True
-            stale = [e for e in stale if e.name != newest.name]
-        for entry in stale:
-            shutil.rmtree(entry.path, ignore_errors=True)
-    if restored:
-        fsync_dir(artifacts_dir)
-
-
-def recover_once(artifacts_dir: Path | str) -> None:
-    """`recover(artifacts_dir)` the first time this process touches that directory, then never again.
-
-    Leftovers exist only where a writer died, and a writer of this process never leaves any (its
-    scratch dirs are removed in `finally`), so one sweep when a run starts finds them all; a writer
-    of another process that dies later is swept by the next run. Until then its slot is merely not
-    current (rebuilt), never wrongly current: currency is decided by verifying `<slug>/` alone.
-    """
-    given = os.fspath(artifacts_dir)
-    if given in _swept:  # the common case: one set lookup, no resolve() (a syscall per path component)
-        return
-    resolved = os.path.realpath(given)
-    with _swept_lock:
-        if resolved not in _swept:
-            recover(Path(resolved))
-            _swept.add(resolved)
-        _swept.add(given)
-
-
-def _stale_scratch_slug(name: str) -> str | None:
-    """The slug of a scratch dir no live writer owns; None for a live one or any other name."""
-    match = _SCRATCH.fullmatch(name)
-    if match is None:
-        return None
-    pid = int(match["pid"])
-    if pid == os.getpid():
-        with _in_flight_lock:
-            live = name in _in_flight
-    else:
-        live = _process_alive(pid)
-    return None if live else match["slug"]
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    except OSError:
-        return False
-    return True
+            release(old)
 
 
 # ── verification ─────────────────────────────────────────────────────────────
