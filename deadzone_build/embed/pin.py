@@ -67,7 +67,12 @@ def canonical_json(value: Any) -> str:
 
 def pin_dict() -> dict[str, Any]:
     """A copy of the pin, JSON-serialisable."""
-    return json.loads(canonical_json(EMBEDDER_PIN))
+    return json.loads(_pin_text())
+
+
+@lru_cache(maxsize=1)
+def _pin_text() -> str:
+    return canonical_json(EMBEDDER_PIN)
 
 
 @lru_cache(maxsize=1)

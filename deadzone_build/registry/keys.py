@@ -76,17 +76,7 @@ def key_from_inputs(slug: str, inputs: dict[str, Any]) -> str:
 
 def slot_key(slot: Slot, pin: dict[str, Any] | None = None) -> str:
     """The content key of `slot` under `pin` (default: the current embedder pin)."""
-    if pin is None:
-        return _current_key(slot, canonical_json(source_key_inputs(slot)))
-    return key_from_inputs(slot.slug, key_inputs(slot, pin))
-
-
-@functools.lru_cache(maxsize=None)
-def _current_key(slot: Slot, source_inputs: str) -> str:
-    # A run asks for each slot's key several times (doit's scrape and consolidate checks, plan,
-    # the manifest). Under the current pin it depends on the (frozen) Slot and on its kind's extra
-    # inputs, which may follow the environment (scrape-via-agent's endpoint): both are the cache key.
-    return key_from_inputs(slot.slug, key_inputs(slot, None))
+    return keyed(slot, pin).key
 
 
 @dataclass(frozen=True)
@@ -100,9 +90,22 @@ class SlotKey:
 
 
 def keyed(slot: Slot, pin: dict[str, Any] | None = None) -> SlotKey:
-    """`slot`'s SlotKey under `pin` (default: the current embedder pin)."""
+    """`slot`'s SlotKey under `pin` (default: the current embedder pin; computed once per slot)."""
+    if pin is None:
+        extra = source_key_inputs(slot)
+        return _current_keyed(slot, canonical_json(extra) if extra else "")
     inputs = key_inputs(slot, pin)
-    return SlotKey(key_from_inputs(slot.slug, inputs), inputs, pin_id() if pin is None else pin_id_of(pin))
+    return SlotKey(key_from_inputs(slot.slug, inputs), inputs, pin_id_of(pin))
+
+
+@functools.lru_cache(maxsize=None)
+def _current_keyed(slot: Slot, source_inputs: str) -> SlotKey:
+    # A run asks for each slot's key several times (doit's scrape and consolidate checks, plan,
+    # the manifest). Under the current pin it depends on the (frozen) Slot and on its kind's extra
+    # inputs, which may follow the environment (scrape-via-agent's endpoint): both are the cache key.
+    # Callers share the returned SlotKey: its `inputs` must be read, never modified.
+    inputs = key_inputs(slot, None)
+    return SlotKey(key_from_inputs(slot.slug, inputs), inputs, pin_id())
 
 
 def changed_inputs(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -39,6 +39,7 @@ _NULL_TAG = "tag:yaml.org,2002:null"
 _SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*")
 _VERSION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_BAD_URL_CHAR = re.compile(r"[\x00-\x1f\x7f\s]")  # controls (CR, LF, tab...) and any Unicode whitespace
 
 
 @dataclass(frozen=True)
@@ -353,7 +354,7 @@ def _resolve_url(url: str, ref: str | None, line: int, problems: _Problems, labe
                          "or to this version.")
             return url
         url = url.replace(REF_PLACEHOLDER, ref)
-    if any(ord(c) < 0x20 or ord(c) == 0x7f or c.isspace() for c in url):
+    if _BAD_URL_CHAR.search(url):
         problems.add(line, label, f"{url!r} contains whitespace or a control character (CR, LF, tab...). "
                      "Write the URL on one line, with spaces encoded as %20.")
         return url
