@@ -12,6 +12,7 @@ a transient outage never rewrites the lock, so it never changes a key.
 from __future__ import annotations
 
 import re
+import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -49,6 +50,14 @@ class LockRefresh:
     changes: list[Change] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     requests: Counter = field(default_factory=Counter)  # "304", "200", "failed", "commit"
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def note(self, request: str, error: str | None = None) -> None:
+        """Count one request (and its error); called from the worker threads."""
+        with self._lock:
+            self.requests[request] += 1
+            if error:
+                self.errors.append(error)
 
     @property
     def stale(self) -> bool:
@@ -147,35 +156,33 @@ def _ask_url(url: str, prior: UrlLock | None, client: httpx.Client, settings: Fe
             headers["If-Modified-Since"] = prior.last_modified
     fetched = fetch_one(url, client, settings, headers=headers or None)
     if fetched.http_status == 304 and prior is not None:
-        result.requests["304"] += 1
+        result.note("304")
         return UrlLock(prior.sha256, prior.size, fetched.etag or prior.etag,
                        fetched.last_modified or prior.last_modified)
     if fetched.sha256 and fetched.http_status and 200 <= fetched.http_status < 300:
-        result.requests["200"] += 1  # binary or non-UTF-8 bodies are still content: hash what arrived
+        result.note("200")  # binary or non-UTF-8 bodies are still content: hash what arrived
         return UrlLock(fetched.sha256, fetched.bytes, fetched.etag, fetched.last_modified)
     return _failed(url, fetched, prior, result)
 
 
 def _failed(url: str, fetched: FetchResult, prior: UrlLock | None, result: LockRefresh) -> UrlLock | None:
-    result.requests["failed"] += 1
     gone = fetched.http_status in (404, 410)
-    result.errors.append(f"{url}: {fetched.reason or 'no body'}"
-                         + ("" if gone or prior is None else " (kept the locked value)"))
+    result.note("failed", f"{url}: {fetched.reason or 'no body'}"
+                + ("" if gone or prior is None else " (kept the locked value)"))
     return UrlLock(None) if gone else None  # None: keep the previous value, if any
 
 
 def _ask_commit(repo_ref: tuple[str, str, str], github: GitHubFor, result: LockRefresh) -> str | None:
     owner, repo, ref = repo_ref
-    result.requests["commit"] += 1
     try:
         sha = github(f"{owner}/{repo}").commit_sha(ref)
     except DeadzoneError as exc:
         sha, why = None, str(exc)
     else:
         why = "no such ref"
-    if sha is None:
-        result.errors.append(f"{owner}/{repo}@{ref}: could not resolve the ref to a commit ({why}); "
-                             "its locked commit, if any, is kept.")
+    result.note("commit", None if sha is not None else
+                f"{owner}/{repo}@{ref}: could not resolve the ref to a commit ({why}); "
+                "its locked commit, if any, is kept.")
     return sha
 
 
