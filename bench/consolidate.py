@@ -94,7 +94,8 @@ def row_independent_floor(built: Path, scratch: Path) -> float:
     """Seconds of what any byte-identical consolidate must redo over every row, however the rows
     arrive: the one-pass FTS rebuild, the integrity check and the sha256 (why `--base` was removed)."""
     from deadzone_build.db import consolidate as C
-    from deadzone_build.db.schema import TABLES_DDL, sha256_file
+    from deadzone_build.atomic import sha256_file
+    from deadzone_build.db.schema import TABLES_DDL
 
     scratch.unlink(missing_ok=True)
     conn = sqlite3.connect(scratch, isolation_level=None)

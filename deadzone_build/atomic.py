@@ -8,6 +8,7 @@ without the directory's fsync it may be lost even though the file's bytes are on
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import shutil
@@ -64,3 +65,12 @@ def swap_in_dir(staging: Path, target: Path, is_good: Callable[[Path], bool], *,
     except OSError:
         if not is_good(target):
             raise
+
+
+def sha256_file(path: Path, fsync: bool = False) -> str:
+    """sha256 of a file, read in blocks; with `fsync`, also make it durable (the db is built with synchronous=OFF)."""
+    with open(path, "rb") as fh:
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        if fsync:
+            os.fsync(fh.fileno())
+    return digest

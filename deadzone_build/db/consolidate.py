@@ -32,14 +32,13 @@ from deadzone_build.db import schema as S
 from deadzone_build.db.read import row_meta_json
 from deadzone_build.db.schema import manifest_path, sha256_path
 from deadzone_build.pipeline.artifact import DIMENSION, META_FILE, Artifact, read_artifact
-from deadzone_build.atomic import fsync_dir, write_atomic
+from deadzone_build.atomic import fsync_dir, sha256_file, write_atomic
 from deadzone_build.errors import ArtifactError, ConsolidateError
 from deadzone_build.registry.keys import PIPELINE_VERSION, lock_digest, slot_key
 from deadzone_build.embed.pin import canonical_json, pin_dict, pin_id
 from deadzone_build.registry.load import Slot
 from deadzone_build.stale import remove_stale
 
-MANIFEST_NAME = S.MANIFEST_NAME
 MANIFEST_FORMAT = 1
 _VECTOR_BYTES = DIMENSION * 4
 BUILD_CACHE_KB = 256 * 1024  # page cache while building: the FTS rebuild touches pages all over the file
@@ -135,7 +134,7 @@ def _consolidate(*, slots: list[Slot], artifacts_dir: Path, db_path: Path, regis
             writer.finish(_meta_rows(registry_digest, lib_filter, len(slots), missing, built_at, lock_digest(slots)))
         finally:
             writer.close()
-        digest = S.sha256_file(tmp, fsync=True)
+        digest = sha256_file(tmp, fsync=True)
         os.replace(tmp, db_path)
         fsync_dir(db_path.parent)
     finally:

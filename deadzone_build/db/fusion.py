@@ -118,8 +118,3 @@ def document_fusion(rankings: Sequence[Sequence[int]], candidates: dict[int, Can
         (rest if document in listed else first).append(chunk_id)
         listed.add(document)
     return [(c, document_score[candidates[c].document]) for c in first + rest]
-
-
-def single_list(ranking: Sequence[int], candidates: dict[int, Candidate]) -> list[tuple[int, float]]:
-    """One side alone, through the same document grouping as the fused list (for the bench)."""
-    return document_fusion([ranking], candidates)

@@ -6,7 +6,6 @@
     compatibility_problem(meta)        -> "" or why this build cannot use the db (schema, pin)
     stored_pin(conn)                   -> the embedder pin, stored once in `meta`
     library_blobs(conn, key)           -> the four files of that library's artifact   (pull)
-    library_from_db(conn, key, where)  -> the verified Artifact
     db_is_current / DbIsCurrent        -> doit's up-to-date check of the consolidate task
 
 A library row keeps its artifact's meta.json as canonical JSON without `key_inputs.embedder` (the
@@ -25,12 +24,12 @@ from typing import Any, Iterable
 import blake3
 import orjson
 
+from deadzone_build.atomic import sha256_file
 from deadzone_build.db import schema as S
 from deadzone_build.embed.pin import canonical_json, pin_id
 from deadzone_build.errors import DatabaseError
 from deadzone_build.pipeline.artifact import (
-    CHUNKS_FILE, LIBRARY_FILE, META_FILE, VECTORS_FILE, Artifact, artifact_is_current, chunks_bytes,
-    meta_text, parse_blobs,
+    CHUNKS_FILE, LIBRARY_FILE, META_FILE, VECTORS_FILE, artifact_is_current, chunks_bytes, meta_text,
 )
 from deadzone_build.registry.keys import slot_key
 from deadzone_build.registry.load import Slot
@@ -111,13 +110,6 @@ def library_blobs(conn: sqlite3.Connection, key: str, pin: Any = None) -> dict[s
             VECTORS_FILE: b"".join(vectors), LIBRARY_FILE: library_vector}
 
 
-def library_from_db(conn: sqlite3.Connection, key: str, where: Path, pin: Any = None) -> Artifact | None:
-    """The artifact the db's rows for `key` came from, verified against its stored meta; None when absent."""
-    blobs = library_blobs(conn, key, pin)
-    if blobs is None:
-        return None
-    return parse_blobs(where, blobs, expected_key=key, expected_pin_id=pin_id())
-
 
 # ── the consolidate task's up-to-date check ──────────────────────────────────
 
@@ -142,7 +134,7 @@ def db_is_current(db_path: Path, slots: list[Slot], artifacts_dir: Path | None =
             return False
         if S.sha256_path(db_path).read_text() != f"{manifest['sha256']}  {db_path.name}\n":
             return False
-        if S.sha256_file(db_path) != manifest["sha256"]:
+        if sha256_file(db_path) != manifest["sha256"]:
             return False
         if max_missing is not None and sum(1 for e in entries if e["status"] != "ok") > max_missing:
             return False

@@ -12,8 +12,6 @@ Beside a db live `<db>.sha256` and `manifest.json` (`sha256_path`, `manifest_pat
 
 from __future__ import annotations
 
-import hashlib
-import os
 import sqlite3
 from pathlib import Path
 
@@ -143,7 +141,6 @@ def incompatibility(meta: dict[str, str], current_pin_id: str) -> str:
 
 # ── files beside the db ──────────────────────────────────────────────────────
 
-MANIFEST_NAME = settings.DEFAULT_MANIFEST  # beside deadzone.db; see manifest_path
 
 
 def sha256_path(db_path: Path) -> Path:
@@ -153,14 +150,3 @@ def sha256_path(db_path: Path) -> Path:
 def manifest_path(db_path: Path) -> Path:
     """`manifest.json` beside deadzone.db, `<db name>.manifest.json` beside any other (settings.py)."""
     return settings.manifest_path(db_path)
-
-
-def sha256_file(path: Path, fsync: bool = False) -> str:
-    """sha256 of a file; with `fsync`, also make it durable (consolidate builds with synchronous=OFF)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-        if fsync:
-            os.fsync(fh.fileno())
-    return digest.hexdigest()

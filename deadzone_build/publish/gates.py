@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from deadzone_build.atomic import sha256_file
 from deadzone_build.db import schema as dbschema
 from deadzone_build.db.read import compatibility_problem
 from deadzone_build.errors import DatabaseError, ReleaseError
@@ -53,14 +54,6 @@ class LocalAsset:
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "size": self.size, "sha256": self.sha256}
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def parse_sha256(text: bytes | str, source: str) -> str:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from deadzone_build.atomic import write_atomic
+from deadzone_build.embed.pin import canonical_json
 from deadzone_build.errors import RegistryError
 
 LOCK_FORMAT = 1
@@ -133,8 +134,9 @@ def locked_update(path: str | Path) -> Iterator[dict[str, LockEntry]]:
             entries = read_lock(path)
             before = lock_text(entries)
             yield entries
-            if lock_text(entries) != before:
-                write_lock(path, entries)
+            after = lock_text(entries)
+            if after != before:
+                write_atomic(path, after)
 
 
 def attach_locks(slots: list[Any], entries: Mapping[str, LockEntry]) -> list[Any]:
@@ -151,7 +153,7 @@ def attach_locks(slots: list[Any], entries: Mapping[str, LockEntry]) -> list[Any
 
 
 def canonical_key_part(entry: LockEntry) -> str:
-    return json.dumps(entry.key_part(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return canonical_json(entry.key_part())
 
 
 def locked_urls(slot: Any) -> dict[str, str | None]:

@@ -4,7 +4,7 @@ In order:
   1. --db PATH, else $DEADZONE_DB: used verbatim, never fetched (missing: an error naming it);
   2. ./deadzone.db when it exists and neither --repo nor --tag is given (a local build);
   3. the release db cached under the data dir, fetched first when needed:
-       <data dir>/releases/<owner>/<name>/<tag>/deadzone.db   (+ release.json: tag, sha256)
+       <data dir>/releases/<owner>/<name>/<tag>/deadzone.db   (+ release.json: repo, tag)
      `--tag TAG` serves that release (fetched once, offline afterwards); without it, the latest
      release is asked for on each start, and downloaded only when its tag is not the one cached
      (the previous copy is then removed). If GitHub cannot be reached, the cached copy is served.
@@ -130,7 +130,7 @@ def _cached_or_fail(repo: str | None, tag: str, why: str) -> ResolvedDb:
 def _fetch(repo: str, tag: str, log: Log) -> ResolvedDb:
     """Download `tag` of `repo` unless it is the one cached; remove other cached tags of `repo`."""
     from deadzone_build.publish.github import GitHubClient, resolve_api_url, resolve_token
-    from deadzone_build.publish.release import check_tag, fetch_release, sha256_file
+    from deadzone_build.publish.release import check_tag, fetch_release
 
     prune = tag == LATEST  # a pinned --tag leaves the latest copy alone
     if tag == LATEST:
@@ -146,7 +146,7 @@ def _fetch(repo: str, tag: str, log: Log) -> ResolvedDb:
         return cached
     directory = _repo_dir(repo) / tag
     out = fetch_release(tag=tag, repo=repo, out=directory / "deadzone.db", log=log)
-    _write_marker(directory, {"repo": repo, "tag": tag, "sha256": sha256_file(out)})
+    _write_marker(directory, {"repo": repo, "tag": tag})
     for other in _repo_dir(repo).iterdir() if prune else ():
         if other.is_dir() and other != directory:
             shutil.rmtree(other, ignore_errors=True)  # an older release; a running server keeps its open file

@@ -47,12 +47,6 @@ class Route:
         return (f"Route(name={self.name!r}, endpoint={self.endpoint!r}, model={self.model!r}, "
                 f"api_key={'set' if self.api_key else 'unset'})")
 
-    def describe(self) -> str:
-        """One phrase for reports and `explain`."""
-        if self.name == DETERMINISTIC:
-            return "deterministic extraction (no endpoint configured)"
-        return f"endpoint model {self.model} (prompt version {PROMPT_VERSION})"
-
     def key_inputs(self) -> dict[str, Any]:
         inputs: dict[str, Any] = {"extractor": dict(EXTRACTOR_PINS), "extract_rules": EXTRACT_RULES_VERSION,
                                   "route": self.name}
