@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 
 import pytest
@@ -16,7 +18,9 @@ from fx_llm import MODEL, serve_llm
 
 # Changing the prompt changes every answer: bump PROMPT_VERSION in route.py and record the new digest.
 PROMPT_DIGESTS = {"1": "6b6c5c2e4396eba750575c8d098eb981f1ad9cb5b079114e72f09e93f014de1c"}
-QUICK = EndpointSettings(connect_timeout=2.0, read_timeout=0.4, retries=2, backoff_base=0.0, deadline=30.0)
+# A read timeout that a loaded CI runner never hits on a normal answer; SLOW only for the hanging fake.
+QUICK = EndpointSettings(connect_timeout=2.0, read_timeout=10.0, retries=2, backoff_base=0.0, deadline=60.0)
+SLOW = dataclasses.replace(QUICK, read_timeout=0.4, deadline=30.0)
 SECTION = "# Title\n\nText’s here.\n\n```python\nprint(1)\n```\n"
 
 
@@ -80,7 +84,7 @@ def test_endpoint_url_without_the_api_base_fails_at_the_ping(fake_llm) -> None:
 
 def test_a_slow_answer_times_out_and_is_retried_then_given_up(fake_llm) -> None:
     fake_llm.mode = "slow"
-    with endpoint_for(fake_llm) as endpoint:
+    with endpoint_for(fake_llm, SLOW) as endpoint:
         with pytest.raises(EndpointFailed, match=r"no answer within 0.4 s.*3 attempts"):
             endpoint.chat(request_body(MODEL, SECTION))
     assert len(fake_llm.chats()) == 3
