@@ -102,3 +102,16 @@ def test_a_pinned_tag_is_fetched_once_and_kept_beside_the_latest(tmp_path, fake_
     monkeypatch.setenv("DEADZONE_DB", str(tmp_path / "missing.db"))
     with pytest.raises(DatabaseError, match=r"missing.db: no database there \(given by \$DEADZONE_DB\)"):
         resolve_db()
+
+
+def test_serve_points_every_model_file_reader_at_one_cache(tmp_path, monkeypatch) -> None:
+    """Without $DEADZONE_CACHE the model cache is the data dir's, for the embedder and the budget's
+    tokenizer alike (the tokenizer reads settings.cache_dir()); a cache set by the user is kept."""
+    from deadzone_build import settings
+    from deadzone_build.commands.serve import use_model_cache
+
+    monkeypatch.setenv("DEADZONE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("DEADZONE_CACHE", raising=False)
+    assert use_model_cache() == settings.cache_dir() == tmp_path / "data" / "cache"
+    monkeypatch.setenv("DEADZONE_CACHE", str(tmp_path / "mine"))
+    assert use_model_cache() == settings.cache_dir() == tmp_path / "mine"

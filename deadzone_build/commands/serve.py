@@ -36,11 +36,15 @@ def _log(line: str) -> None:
     print(f"deadzone-build serve: {line}", file=sys.stderr, flush=True)
 
 
-def _cache_dir() -> Path:
-    """The model cache: $DEADZONE_CACHE, else <data dir>/cache (an agent starts us in any directory)."""
+def use_model_cache() -> Path:
+    """The model cache for this process: $DEADZONE_CACHE, else <data dir>/cache (an agent starts us in
+    any directory). Set as $DEADZONE_CACHE so that every reader of the model files (the embedder and
+    the budget's tokenizer alike) uses the same one."""
     from deadzone_build.serve.bootstrap import data_dir
 
-    return settings.cache_dir() if os.environ.get(settings.CACHE_ENV) else data_dir() / "cache"
+    if not os.environ.get(settings.CACHE_ENV):
+        os.environ[settings.CACHE_ENV] = str(data_dir() / "cache")
+    return settings.cache_dir()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,10 +55,11 @@ def run(args: argparse.Namespace) -> int:
         raise DeadzoneError(f"`serve` needs the optional MCP packages ({exc.name} is not installed): "
                             "pip install 'deadzone-build[serve]'") from None
 
+    cache = use_model_cache()
+
     def load_embedder():
         from deadzone_build.embed.embedder import Embedder, model_is_current
 
-        cache = _cache_dir()
         if not model_is_current(cache):
             _log(f"building the embedding model once into {cache} (about a minute)")
         return Embedder(cache)
