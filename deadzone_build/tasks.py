@@ -8,6 +8,7 @@ httpx) are imported inside actions so a no-op `doit` stays fast.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,18 +83,37 @@ class BuildContext:
     all_slots: list[Slot]  # the whole registry (its digest goes into the db)
     slots: list[Slot]  # the slots this run builds (all, or those of lib=)
     lib: str | None
+    lock_stamp: tuple[int, int] | None = None  # (mtime_ns, size) of the lock file when the registry was read
+
+    def current_slots(self) -> tuple[list[Slot], list[Slot]]:
+        """(all slots, this run's slots) as the registry and its lock say *now*: scrapes of this run
+        may have locked slots on first use, which changes their keys. Read again only then."""
+        if _stamp(lock_path_for(self.registry)) == self.lock_stamp:
+            return self.all_slots, self.slots
+        all_slots = load_registry(self.registry)
+        return all_slots, select_slots(all_slots, self.lib)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
 
 
 def build_context(registry_var: str | None, lib_var: str | None = None) -> BuildContext:
     """Read the registry once per doit run; on a bad registry, print the error and exit 1."""
     registry = settings.registry_path(registry_var)
+    stamp = _stamp(lock_path_for(registry))  # before reading: a lock written meanwhile counts as changed
     try:
         all_slots = load_registry(registry)
         slots = select_slots(all_slots, lib_var or None)
     except DeadzoneError as exc:
         _abort_load(str(exc))
     return BuildContext(registry=registry, artifacts=settings.artifacts_dir(), cache=settings.cache_dir(),
-                        db=settings.db_path(), all_slots=all_slots, slots=slots, lib=lib_var or None)
+                        db=settings.db_path(), all_slots=all_slots, slots=slots, lib=lib_var or None,
+                        lock_stamp=stamp)
 
 
 def _abort_load(message: str) -> NoReturn:
@@ -195,9 +215,7 @@ def _consolidate(ctx: BuildContext, max_missing: int) -> bool:
     from deadzone_build.registry.keys import registry_digest
 
     try:
-        # Read again: scrapes of this run may have locked slots on first use, which changes their keys.
-        all_slots = load_registry(ctx.registry)
-        slots = select_slots(all_slots, ctx.lib)
+        all_slots, slots = ctx.current_slots()
         result = consolidate(slots=slots, artifacts_dir=ctx.artifacts, db_path=ctx.db,
                              registry_digest=registry_digest(all_slots), lib_filter=ctx.lib or "",
                              max_missing=max_missing, log=say)
@@ -218,6 +236,24 @@ def _max_missing(text: str) -> int:
     return value
 
 
+class _DbIsCurrentNow:
+    """DbIsCurrent over the slots as they are when doit asks (after this run's scrapes), not at load."""
+
+    __signature__ = inspect.Signature()  # see ArtifactIsCurrent
+
+    def __init__(self, ctx: BuildContext, max_missing: int) -> None:
+        self.ctx, self.max_missing = ctx, max_missing
+
+    def _check(self) -> DbIsCurrent:
+        return DbIsCurrent(self.ctx.db, self.ctx.current_slots()[1], self.ctx.artifacts, self.max_missing)
+
+    def __call__(self, *_: Any) -> bool:
+        return self._check()()
+
+    def __repr__(self) -> str:
+        return repr(self._check())
+
+
 def consolidate_task(ctx: BuildContext, max_missing_var: str) -> dict[str, Any]:
     max_missing = _max_missing(max_missing_var)
     return doit_task(
@@ -225,7 +261,7 @@ def consolidate_task(ctx: BuildContext, max_missing_var: str) -> dict[str, Any]:
         doc="merge every current artifact into deadzone.db (+ .sha256, manifest.json)",
         actions=[(_consolidate, (ctx, max_missing))],
         task_dep=["scrape"],
-        uptodate=[DbIsCurrent(ctx.db, ctx.slots, ctx.artifacts, max_missing)],
+        uptodate=[_DbIsCurrentNow(ctx, max_missing)],
         targets=[str(ctx.db)],
     )
 

@@ -237,3 +237,31 @@ def test_outdated_lists_newer_tags_across_pages(project: Path, upstream, capsys)
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["LIB_ID", "PINNED", "LATEST", "LATEST", "DATE", "BEHIND"]
     assert "/acme/widgets  v2.0.0  v3.0.0-beta.1  2026-04-01" in out and "81 days" in out
+
+
+def test_doit_consolidates_under_the_keys_first_use_locking_gave(project: Path, upstream, embedder,
+                                                                 embedder_cache) -> None:
+    """A db built from unlocked slots, artifacts gone: this run's scrapes lock the slots, so the db
+    is stale under the new keys even though it matched the keys the run started with."""
+    from deadzone_build.db.consolidate import consolidate
+    from deadzone_build.registry.keys import registry_digest
+
+    registry = project / "libraries_sources.yaml"
+    slots = load_registry(registry)
+    for slot in slots:  # no lock path: the artifacts and the db carry the unlocked keys
+        scrape_slot(slot, artifacts_dir=project / "artifacts", cache_dir=embedder_cache, embedder=embedder)
+    consolidate(slots=slots, artifacts_dir=project / "artifacts", db_path=project / "deadzone.db",
+                registry_digest=registry_digest(slots))
+    for path in (project / "artifacts").iterdir():
+        for f in path.iterdir():
+            f.unlink()
+        path.rmdir()
+    env = dict(os.environ, DEADZONE_REGISTRY=str(registry), DEADZONE_CACHE=str(embedder_cache),
+               DEADZONE_ARTIFACTS=str(project / "artifacts"), DEADZONE_DB=str(project / "deadzone.db"),
+               PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "-d", str(project)],
+                          cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ".  consolidate" in proc.stdout  # not skipped as "up to date" under the keys of the run's start
+    manifest = json.loads((project / "manifest.json").read_text())
+    assert sorted(s["key"] for s in manifest["slots"]) == sorted(slot_key(s) for s in load_registry(registry))
