@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Document", "ProgressFn", "SourceContext", "SourceResult", "source_for", "supported_kinds"]
+__all__ = ["Document", "ProgressFn", "SourceContext", "SourceResult", "source_for"]
 
 
 def __getattr__(name: str) -> Any:

@@ -69,10 +69,6 @@ def _registry() -> dict[str, Source]:
             "scrape-via-agent": agent.collect}
 
 
-def supported_kinds() -> tuple[str, ...]:
-    return tuple(_registry())
-
-
 def source_for(slot: Slot) -> Source:
     """The `collect` function of the slot's kind, or a ScrapeError saying which kinds work."""
     sources = _registry()

@@ -49,7 +49,7 @@ import threading
 import time
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import httpx
 
@@ -62,7 +62,7 @@ from deadzone_build.sources.transport import (  # noqa: F401 - part of this modu
     CLIENT_REWRITES, REWRITE_ENV, REWRITE_FORM, USER_AGENT, is_github_url, make_client, parse_rewrite,
     redirect_problem, rewrite_from_env, rewrite_url)
 from deadzone_build.sources.policy import (  # noqa: F401 - part of this module's interface
-    MAX_DROP_FRACTION, describe_drop, fetch_failed, incomplete_urls, slot_failure)
+    MAX_DROP_FRACTION, describe_drop, incomplete_urls, slot_failure)
 from deadzone_build.sources.body import (BINARY_ACCEPT, DOC_ACCEPT, TEXT_ACCEPT, Accept, DeadlinePassed, TooLarge,
                                          UndecodableBody, body_problem, media_problem, read_bounded)
 

@@ -50,10 +50,6 @@ def slot_failure(results: Sequence[FetchResult], max_drop_fraction: float = MAX_
             "Fix or remove those URLs in the registry, or retry later if the errors were transient.")
 
 
-def fetch_failed(results: Sequence[FetchResult], max_drop_fraction: float = MAX_DROP_FRACTION) -> bool:
-    """True when `slot_failure` has a reason to fail the slot."""
-    return slot_failure(results, max_drop_fraction) is not None
-
 
 def incomplete_urls(reports: Sequence[dict[str, Any]]) -> list[str]:
     """The URLs of a slot's report dropped for a cause that may pass (5xx, 429, timeout, network,

@@ -6,8 +6,6 @@ other versions fail instead of writing artifacts under a key that names these.
 
 from __future__ import annotations
 
-from importlib import metadata
-
 from deadzone_build.errors import ScrapeError
 
 PARSER_PINS = {"tree-sitter": "0.26.1", "tree-sitter-go": "0.25.0"}
@@ -20,6 +18,8 @@ def key_inputs() -> dict[str, object]:
 
 
 def check_installed() -> None:
+    from importlib import metadata  # here, not at import: every registry load imports this module
+
     for name, pinned in PARSER_PINS.items():
         try:
             found = metadata.version(name)
