@@ -48,6 +48,15 @@ def test_budget_closes_a_code_fence_it_cut_open() -> None:
     assert cut.endswith("\n```") and cut.count("```") == 2
 
 
+def test_budget_closes_a_tilde_fence_with_its_own_marker() -> None:
+    """``` lines inside a ~~~ fence are code, not fences: the cut closes the ~~~ fence it left open."""
+    lines = "\n".join(f"```\nstep {n}: run the handler for route {n}" for n in range(40))
+    code = "Example session:\n\n~~~text\n" + lines + "\n~~~\n"
+    cut = cut_to_budget(code, 120)
+    assert cut.truncated and cut.text.endswith("\n~~~") and cut.tokens <= 120
+    assert code.startswith(cut.text.removesuffix("\n~~~"))
+
+
 def test_budget_keeps_a_text_that_fits_whole() -> None:
     cut = cut_to_budget(PROSE, 10_000)
     assert cut.text == PROSE and not cut.truncated and cut.tokens == count_pieces([PROSE])[0]

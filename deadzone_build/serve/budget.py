@@ -18,11 +18,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from threading import Lock
 
+from deadzone_build.db.snippet import open_fence_after
 from deadzone_build.embed import model_files
 
-FENCE = "```"
-_FENCE_LINE = re.compile(r"^\s{0,3}(```|~~~)", re.MULTILINE)
-_CLOSING = "\n" + FENCE
+_CLOSING = "\n```"  # room kept for closing an open fence (a ~~~ fence closes with its own marker)
+_MARKER = re.compile(r"\s*([`~]{3,})")
 _SENTENCE_END = re.compile(r"[.!?](?=\s)")
 
 
@@ -70,9 +70,10 @@ def cut_to_budget(text: str, budget: int) -> Cut:
         prefix = _boundary_prefix(text, limit)
         if not prefix:
             break
-        if _open_fence(prefix):
+        fence = open_fence_after(prefix)
+        if fence is not None:
             if allowance != budget:  # second pass: room was kept for the closing fence
-                prefix += _CLOSING
+                prefix += "\n" + _MARKER.match(fence).group(1)  # type: ignore[union-attr]
             else:
                 continue
         tokens = len(tokenizer.encode(prefix, add_special_tokens=False).ids)
@@ -97,6 +98,3 @@ def _boundary_prefix(text: str, limit: int) -> str:
     best = max((ends[-1] for ends in kinds if ends), default=0)
     return text[:best].rstrip()
 
-
-def _open_fence(text: str) -> bool:
-    return len(_FENCE_LINE.findall(text)) % 2 == 1
