@@ -19,6 +19,7 @@ unchanged, so repeated queries cost a matrix-vector product, not a table scan.
 from __future__ import annotations
 
 import json
+from collections import Counter
 import re
 import threading
 from dataclasses import asdict, dataclass, field
@@ -95,6 +96,7 @@ class SearchIndex:
         rows = self.conn.execute("SELECT id, lib_id, version, description, first_chunk, chunk_count, vector "
                                  "FROM libraries ORDER BY id").fetchall()
         self.libraries = [_Library(r[0], r[1], r[2], r[3], r[4] - 1, r[5]) for r in rows]
+        self._version_count = Counter(x.lib_id for x in self.libraries)  # one version: nothing to collapse
         self.library_vectors = _matrix(r[6] for r in rows)
         self.vectors = _matrix(v for (v,) in self.conn.execute("SELECT vector FROM chunks ORDER BY id"))
 
@@ -210,7 +212,8 @@ class SearchIndex:
         hits = []
         for chunk_id, score in fused:
             library, lib_id, version, url, heading_path, ordinal, text = rows[chunk_id]
-            versions = self._versions_of(lib_id, heading_path, text) if collapse_versions else [version]
+            several = collapse_versions and self._version_count[lib_id] > 1
+            versions = self._versions_of(lib_id, heading_path, text) if several else [version]
             hits.append(Hit(lib_id=lib_id, version=version, url=url, heading_path=json.loads(heading_path),
                             score=score, text=text, versions=versions,
                             snippet=self._snippet(library, url, heading_path, ordinal, text)))

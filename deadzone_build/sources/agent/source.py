@@ -169,7 +169,8 @@ def _answer(slot: Slot, pages: list[_Page], route: Route, context: SourceContext
                 continue
             body = request_body(model, piece)
             jobs.append(_Job(page, index, body, answer_digest(model, PROMPT_VERSION, body)))
-    missing = [job for job in jobs if cache.get(job.digest) is None]
+    cached_answers = {job.digest: cache.get(job.digest) for job in jobs}  # each entry read once
+    missing = [job for job in jobs if cached_answers[job.digest] is None]
     total = len(jobs)
     done = 0
     lock = threading.Lock()
@@ -190,7 +191,7 @@ def _answer(slot: Slot, pages: list[_Page], route: Route, context: SourceContext
 
         def run(job: _Job) -> tuple[_Job, str | None, str | None]:
             try:
-                cached = cache.get(job.digest)
+                cached = cached_answers[job.digest]
                 raw = cached if cached is not None else endpoint.chat(job.body)
             except EndpointFailed as exc:
                 tick()
